@@ -8,7 +8,7 @@ mod decode;
 mod encode;
 
 pub use decode::{DecodeError, Decoder, Progress};
-pub use encode::{encode_frame, encoded_len};
+pub use encode::{count_complete_frames, encode_frame, encoded_len};
 
 /// Bytes of the frame header: `len` (u16 BE) and `kind` (u8).
 pub const HEADER_LEN: usize = 3;

@@ -1,0 +1,270 @@
+//! The close classifier: one pure function from a recv's final completion and the engine's
+//! recorded intent to a close cause (or to "not a close: re-arm").
+//!
+//! It is only called on a *final* recv CQE (IORING_CQE_F_MORE clear), or when a connection whose
+//! recv is already stopped must close. The completion code alone cannot tell who closed: res 0 is
+//! a peer FIN but also a local shutdown, or an RST whose error a send already consumed; -ECANCELED
+//! is any cancel. So the engine records its intent *before* it cancels, remembers the first
+//! error a send saw, and this function weighs them in that order: intent, send error, res.
+
+/// Why a connection closed. The label values are the public contract (metrics, close log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cause {
+    PeerFin,
+    PeerFinMidFrame,
+    PeerReset,
+    IdleTimeout,
+    ReadTimeout,
+    LocalClose,
+    ProtocolError,
+    Shutdown,
+    TcpTimeout,
+    Aborted,
+    Error,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 11] = [
+        Cause::PeerFin,
+        Cause::PeerFinMidFrame,
+        Cause::PeerReset,
+        Cause::IdleTimeout,
+        Cause::ReadTimeout,
+        Cause::LocalClose,
+        Cause::ProtocolError,
+        Cause::Shutdown,
+        Cause::TcpTimeout,
+        Cause::Aborted,
+        Cause::Error,
+    ];
+    pub const COUNT: usize = Cause::ALL.len();
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Cause::PeerFin => "peer_fin",
+            Cause::PeerFinMidFrame => "peer_fin_mid_frame",
+            Cause::PeerReset => "peer_reset",
+            Cause::IdleTimeout => "idle_timeout",
+            Cause::ReadTimeout => "read_timeout",
+            Cause::LocalClose => "local_close",
+            Cause::ProtocolError => "protocol_error",
+            Cause::Shutdown => "shutdown",
+            Cause::TcpTimeout => "tcp_timeout",
+            Cause::Aborted => "aborted",
+            Cause::Error => "error",
+        }
+    }
+
+    /// Position in [`Cause::ALL`], for counter arrays.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What the engine decided about a connection, recorded before it acts (cancel, shutdown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Intent {
+    None,
+    /// Reading stopped because the peer does not read its replies: not a close.
+    Pause,
+    IdleTimeout,
+    ReadTimeout,
+    LocalClose,
+    ProtocolError,
+    Shutdown,
+}
+
+impl Intent {
+    /// The cause a close intent stands for; `None` for no intent or a pause.
+    pub const fn close_cause(self) -> Option<Cause> {
+        match self {
+            Intent::None | Intent::Pause => None,
+            Intent::IdleTimeout => Some(Cause::IdleTimeout),
+            Intent::ReadTimeout => Some(Cause::ReadTimeout),
+            Intent::LocalClose => Some(Cause::LocalClose),
+            Intent::ProtocolError => Some(Cause::ProtocolError),
+            Intent::Shutdown => Some(Cause::Shutdown),
+        }
+    }
+}
+
+/// Why a final CQE that is not a close ended the multishot recv.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rearm {
+    /// -ENOBUFS: the buffer ring ran dry.
+    Enobufs,
+    /// res > 0 without F_MORE: the CQ ring overflowed.
+    Overflow,
+}
+
+/// What to do after a recv's final completion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not a close: arm the recv again.
+    Rearm(Rearm),
+    /// Not a close: reading stays stopped until the replies drain.
+    Paused,
+    Close(Cause),
+}
+
+/// Everything the verdict depends on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FinalRecv {
+    /// res of the recv's final CQE (or of the last one, if the recv was already stopped).
+    pub res: i32,
+    pub intent: Intent,
+    /// Bytes of an incomplete frame buffered.
+    pub partial_bytes: usize,
+    /// The first errno a send on this connection failed with.
+    pub send_errno: Option<i32>,
+}
+
+/// Classifies a recv's final completion. Pure; see the module docs for the order of evidence.
+pub fn classify(input: FinalRecv) -> Verdict {
+    if let Some(cause) = input.intent.close_cause() {
+        return Verdict::Close(cause);
+    }
+    if let Some(errno) = input.send_errno {
+        return Verdict::Close(errno_cause(errno));
+    }
+    let paused = input.intent == Intent::Pause;
+    match input.res {
+        0 if input.partial_bytes > 0 => Verdict::Close(Cause::PeerFinMidFrame),
+        0 => Verdict::Close(Cause::PeerFin),
+        res if res > 0 && paused => Verdict::Paused,
+        res if res > 0 => Verdict::Rearm(Rearm::Overflow),
+        res => match -res {
+            libc::ENOBUFS | libc::ECANCELED if paused => Verdict::Paused,
+            libc::ENOBUFS => Verdict::Rearm(Rearm::Enobufs),
+            errno => Verdict::Close(errno_cause(errno)),
+        },
+    }
+}
+
+/// The cause an error completion (recv or send) stands for.
+pub const fn errno_cause(errno: i32) -> Cause {
+    match errno {
+        // After an RST the first send gets ECONNRESET, later ones EPIPE.
+        libc::ECONNRESET | libc::EPIPE => Cause::PeerReset,
+        libc::ETIMEDOUT => Cause::TcpTimeout,
+        libc::ECONNABORTED => Cause::Aborted,
+        // ECANCELED without a recorded intent (ring teardown) and anything unexpected.
+        _ => Cause::Error,
+    }
+}
+
+/// Where in the stream the connection was when it closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Idle,
+    Header,
+    Body,
+    Flushing,
+}
+
+impl Phase {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::Header => "header",
+            Phase::Body => "body",
+            Phase::Flushing => "flushing",
+        }
+    }
+
+    pub const fn of(partial_bytes: usize, replies_pending: bool) -> Phase {
+        if partial_bytes >= protocol::HEADER_LEN {
+            Phase::Body
+        } else if partial_bytes > 0 {
+            Phase::Header
+        } else if replies_pending {
+            Phase::Flushing
+        } else {
+            Phase::Idle
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Cause::*;
+    use Verdict::{Close, Paused};
+
+    const RESET: i32 = -libc::ECONNRESET;
+    const CANCELED: i32 = -libc::ECANCELED;
+    const NOBUFS: i32 = -libc::ENOBUFS;
+
+    #[test]
+    fn table() {
+        #[rustfmt::skip]
+        let rows: &[(i32, Intent, usize, Option<i32>, Verdict)] = &[
+            // res        intent                partial send errno              verdict
+            (0,           Intent::None,          0, None,                    Close(PeerFin)),
+            (0,           Intent::None,          5, None,                    Close(PeerFinMidFrame)),
+            (0,           Intent::None,          1, None,                    Close(PeerFinMidFrame)),
+            (0,           Intent::Pause,         0, None,                    Close(PeerFin)),
+            (RESET,       Intent::None,          0, None,                    Close(PeerReset)),
+            (RESET,       Intent::None,          9, None,                    Close(PeerReset)),
+            // A send consumed the RST, so recv saw 0: still a reset.
+            (0,           Intent::None,          0, Some(libc::ECONNRESET),  Close(PeerReset)),
+            (0,           Intent::None,          0, Some(libc::EPIPE),       Close(PeerReset)),
+            (CANCELED,    Intent::None,          0, Some(libc::ECONNRESET),  Close(PeerReset)),
+            (CANCELED,    Intent::Pause,         0, Some(libc::ETIMEDOUT),   Close(TcpTimeout)),
+            (0,           Intent::None,          0, Some(libc::EINVAL),      Close(Error)),
+            // Recorded intents win over whatever the completion says.
+            (CANCELED,    Intent::IdleTimeout,   0, None,                    Close(IdleTimeout)),
+            (0,           Intent::IdleTimeout,   0, None,                    Close(IdleTimeout)),
+            (CANCELED,    Intent::ReadTimeout,   2, None,                    Close(ReadTimeout)),
+            (CANCELED,    Intent::LocalClose,    0, None,                    Close(LocalClose)),
+            (RESET,       Intent::LocalClose,    0, Some(libc::EPIPE),       Close(LocalClose)),
+            (CANCELED,    Intent::ProtocolError, 0, None,                    Close(ProtocolError)),
+            (NOBUFS,      Intent::Shutdown,      0, None,                    Close(Shutdown)),
+            (100,         Intent::Shutdown,      0, None,                    Close(Shutdown)),
+            // Not closes.
+            (NOBUFS,      Intent::None,          0, None,                    Verdict::Rearm(Rearm::Enobufs)),
+            (NOBUFS,      Intent::None,          7, None,                    Verdict::Rearm(Rearm::Enobufs)),
+            (512,         Intent::None,          0, None,                    Verdict::Rearm(Rearm::Overflow)),
+            (NOBUFS,      Intent::Pause,         0, None,                    Paused),
+            (CANCELED,    Intent::Pause,         0, None,                    Paused),
+            (512,         Intent::Pause,         0, None,                    Paused),
+            // Errors of the connection itself.
+            (-libc::ETIMEDOUT,    Intent::None,  0, None,                    Close(TcpTimeout)),
+            (-libc::ECONNABORTED, Intent::None,  0, None,                    Close(Aborted)),
+            (CANCELED,    Intent::None,          0, None,                    Close(Error)),
+            (-libc::EBADF,        Intent::None,  0, None,                    Close(Error)),
+        ];
+        for &(res, intent, partial_bytes, send_errno, expected) in rows {
+            let input = FinalRecv {
+                res,
+                intent,
+                partial_bytes,
+                send_errno,
+            };
+            assert_eq!(classify(input), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn phases() {
+        assert_eq!(Phase::of(0, false), Phase::Idle);
+        assert_eq!(Phase::of(0, true), Phase::Flushing);
+        assert_eq!(Phase::of(1, true), Phase::Header);
+        assert_eq!(Phase::of(2, false), Phase::Header);
+        assert_eq!(Phase::of(3, false), Phase::Body);
+    }
+
+    #[test]
+    fn labels_are_unique_and_indexed() {
+        for (i, cause) in Cause::ALL.iter().enumerate() {
+            assert_eq!(cause.index(), i);
+            assert_eq!(
+                Cause::ALL
+                    .iter()
+                    .filter(|c| c.as_str() == cause.as_str())
+                    .count(),
+                1
+            );
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Per-core counters and their Prometheus text rendering.
+//!
+//! Each core writes only its own [`CoreMetrics`] (single writer), so a bump is a relaxed load and
+//! store, no locked instruction; the admin thread reads every core's and sums them.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::classify::{Cause, Rearm};
+
+/// A counter written by one thread and read by others.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`. Only the owning core calls this.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    #[inline]
+    pub fn sub(&self, n: u64) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_sub(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The accept errnos given their own label; the rest count as "other".
+pub const ACCEPT_ERRNOS: [(i32, &str); 6] = [
+    (libc::EMFILE, "EMFILE"),
+    (libc::ENFILE, "ENFILE"),
+    (libc::ENOBUFS, "ENOBUFS"),
+    (libc::ENOMEM, "ENOMEM"),
+    (libc::ECONNABORTED, "ECONNABORTED"),
+    (libc::EPERM, "EPERM"),
+];
+const ACCEPT_ERROR_LABELS: usize = ACCEPT_ERRNOS.len() + 1;
+
+/// One core's counters (cache-line aligned so cores never share a line).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct CoreMetrics {
+    pub accepted: Counter,
+    pub open: Counter,
+    pub rejected: Counter,
+    pub closed: [Counter; Cause::COUNT],
+    pub frames_received: Counter,
+    pub bytes_received: Counter,
+    pub bytes_sent: Counter,
+    pub rearm_enobufs: Counter,
+    pub rearm_overflow: Counter,
+    pub accept_errors: [Counter; ACCEPT_ERROR_LABELS],
+}
+
+impl CoreMetrics {
+    pub fn count_rearm(&self, reason: Rearm) {
+        match reason {
+            Rearm::Enobufs => self.rearm_enobufs.add(1),
+            Rearm::Overflow => self.rearm_overflow.add(1),
+        }
+    }
+
+    pub fn count_accept_error(&self, errno: i32) {
+        let slot = ACCEPT_ERRNOS
+            .iter()
+            .position(|&(e, _)| e == errno)
+            .unwrap_or(ACCEPT_ERRNOS.len());
+        self.accept_errors[slot].add(1);
+    }
+}
+
+/// Renders the sum over all cores in the Prometheus text format (version 0.0.4).
+pub fn render(cores: &[CoreMetrics]) -> String {
+    let sum =
+        |get: &dyn Fn(&CoreMetrics) -> &Counter| cores.iter().map(|c| get(c).get()).sum::<u64>();
+    let mut out = String::with_capacity(4096);
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let plain = |value: u64| vec![(String::new(), value)];
+    family(
+        "engine_connections_accepted_total",
+        "counter",
+        "Connections accepted.",
+        &plain(sum(&|c| &c.accepted)),
+    );
+    family(
+        "engine_connections_open",
+        "gauge",
+        "Connections open now.",
+        &plain(sum(&|c| &c.open)),
+    );
+    family(
+        "engine_connections_rejected_total",
+        "counter",
+        "Connections closed at accept because the core was at --max-connections.",
+        &plain(sum(&|c| &c.rejected)),
+    );
+    let closed: Vec<(String, u64)> = Cause::ALL
+        .iter()
+        .map(|cause| {
+            (
+                format!("{{cause=\"{}\"}}", cause.as_str()),
+                sum(&|c| &c.closed[cause.index()]),
+            )
+        })
+        .collect();
+    family(
+        "engine_connections_closed_total",
+        "counter",
+        "Connections closed, by cause.",
+        &closed,
+    );
+    family(
+        "engine_frames_received_total",
+        "counter",
+        "Frames decoded.",
+        &plain(sum(&|c| &c.frames_received)),
+    );
+    family(
+        "engine_bytes_received_total",
+        "counter",
+        "Bytes received.",
+        &plain(sum(&|c| &c.bytes_received)),
+    );
+    family(
+        "engine_bytes_sent_total",
+        "counter",
+        "Bytes sent.",
+        &plain(sum(&|c| &c.bytes_sent)),
+    );
+    family(
+        "engine_recv_rearms_total",
+        "counter",
+        "Multishot recvs armed again after a final completion that was not a close.",
+        &[
+            (
+                "{reason=\"enobufs\"}".to_owned(),
+                sum(&|c| &c.rearm_enobufs),
+            ),
+            (
+                "{reason=\"overflow\"}".to_owned(),
+                sum(&|c| &c.rearm_overflow),
+            ),
+        ],
+    );
+    let accept_errors: Vec<(String, u64)> = ACCEPT_ERRNOS
+        .iter()
+        .map(|&(_, name)| name)
+        .chain(std::iter::once("other"))
+        .enumerate()
+        .map(|(slot, name)| {
+            (
+                format!("{{errno=\"{name}\"}}"),
+                sum(&|c| &c.accept_errors[slot]),
+            )
+        })
+        .collect();
+    family(
+        "engine_accept_errors_total",
+        "counter",
+        "Failed accepts, by errno.",
+        &accept_errors,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_sums_over_cores() {
+        let cores = [CoreMetrics::default(), CoreMetrics::default()];
+        cores[0].accepted.add(2);
+        cores[1].accepted.add(3);
+        cores[1].closed[Cause::PeerReset.index()].add(4);
+        cores[0].count_accept_error(libc::EMFILE);
+        cores[0].count_accept_error(libc::EBADF);
+        cores[1].count_rearm(Rearm::Enobufs);
+        let text = render(&cores);
+        for line in [
+            "engine_connections_accepted_total 5",
+            "engine_connections_closed_total{cause=\"peer_reset\"} 4",
+            "engine_connections_closed_total{cause=\"peer_fin\"} 0",
+            "engine_accept_errors_total{errno=\"EMFILE\"} 1",
+            "engine_accept_errors_total{errno=\"other\"} 1",
+            "engine_recv_rearms_total{reason=\"enobufs\"} 1",
+            "engine_recv_rearms_total{reason=\"overflow\"} 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+}
