@@ -225,6 +225,11 @@ fn bind_listeners(
     settings: &Settings,
 ) -> Result<Vec<OwnedFd>, StartError> {
     let listen_error = |error| StartError::Listen { addr, error };
+    if addr.port() != 0 {
+        // SO_REUSEPORT would let us silently share the port with another engine of this user:
+        // a plain bind fails while anyone listens there.
+        std::net::TcpListener::bind(addr).map_err(listen_error)?;
+    }
     let first = socket::listen_reuseport(addr, settings.tcp_user_timeout).map_err(listen_error)?;
     // With port 0 the first bind picks the port; the other cores join it.
     let bound = socket::local_addr(&first).map_err(listen_error)?;
