@@ -120,6 +120,7 @@ pub struct FinalRecv {
 }
 
 /// Classifies a recv's final completion. Pure; see the module docs for the order of evidence.
+#[inline]
 pub fn classify(input: FinalRecv) -> Verdict {
     if let Some(cause) = input.intent.close_cause() {
         return Verdict::Close(cause);
@@ -142,6 +143,7 @@ pub fn classify(input: FinalRecv) -> Verdict {
 }
 
 /// The cause an error completion (recv or send) stands for.
+#[inline]
 pub const fn errno_cause(errno: i32) -> Cause {
     match errno {
         // After an RST the first send gets ECONNRESET, later ones EPIPE.
