@@ -13,7 +13,11 @@ const REQUEST_HEAD_MAX: usize = 8 * 1024;
 const ADMIN_IO_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Binds the admin address and serves it on a background thread. Returns the bound address.
-pub fn serve(addr: SocketAddr, metrics: Arc<[CoreMetrics]>) -> io::Result<SocketAddr> {
+pub fn serve(
+    addr: SocketAddr,
+    metrics: Arc<[CoreMetrics]>,
+    log_drops: impl Fn() -> u64 + Send + 'static,
+) -> io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
     std::thread::Builder::new()
@@ -22,7 +26,7 @@ pub fn serve(addr: SocketAddr, metrics: Arc<[CoreMetrics]>) -> io::Result<Socket
             for stream in listener.incoming() {
                 match stream {
                     Ok(stream) => {
-                        if let Err(error) = handle(stream, &metrics) {
+                        if let Err(error) = handle(stream, &metrics, &log_drops) {
                             tracing::debug!(%error, "admin request failed");
                         }
                     }
@@ -33,14 +37,18 @@ pub fn serve(addr: SocketAddr, metrics: Arc<[CoreMetrics]>) -> io::Result<Socket
     Ok(local)
 }
 
-fn handle(mut stream: TcpStream, metrics: &[CoreMetrics]) -> io::Result<()> {
+fn handle(
+    mut stream: TcpStream,
+    metrics: &[CoreMetrics],
+    log_drops: &dyn Fn() -> u64,
+) -> io::Result<()> {
     stream.set_read_timeout(Some(ADMIN_IO_TIMEOUT))?;
     stream.set_write_timeout(Some(ADMIN_IO_TIMEOUT))?;
     let head = read_head(&mut stream)?;
     let request_line = head.lines().next().unwrap_or_default();
     let mut parts = request_line.split_whitespace();
     let (status, body) = match (parts.next(), parts.next()) {
-        (Some("GET"), Some("/metrics")) => ("200 OK", render(metrics)),
+        (Some("GET"), Some("/metrics")) => ("200 OK", render(metrics, log_drops())),
         (Some("GET"), Some(_)) => ("404 Not Found", "only /metrics is served\n".to_owned()),
         _ => (
             "405 Method Not Allowed",

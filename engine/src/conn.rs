@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 
-use protocol::{encode_frame, DecodeError, Decoder, Kind, Progress};
+use protocol::{encode_frame, Decoder, Kind, Progress};
 
 use crate::classify::{Cause, Intent, Phase};
 use crate::sys::{Completion, SendBuf};
@@ -71,7 +71,6 @@ pub struct Conn {
     /// res of the recv's latest final CQE (what a stopped recv last said).
     pub last_recv_res: i32,
     pub intent: Intent,
-    pub decode_error: Option<DecodeError>,
     /// The first errno a send failed with.
     pub send_errno: Option<i32>,
     pub closing: Option<Closing>,
@@ -124,7 +123,6 @@ impl Conn {
             recv: RecvState::Stopped,
             last_recv_res: 0,
             intent: Intent::None,
-            decode_error: None,
             send_errno: None,
             closing: None,
             abandon_flush: false,
@@ -187,9 +185,9 @@ impl Conn {
                 }
             }
         });
-        if let Err(error) = result {
+        if result.is_err() {
+            // The decoder keeps the error; a bad frame ends the connection.
             self.intent = Intent::ProtocolError;
-            self.decode_error = Some(error);
         }
         self.frames_in += fed.frames;
         self.out_frames += fed.replies;
@@ -272,5 +270,17 @@ impl Conn {
         pool.give(std::mem::take(&mut self.out));
         self.inflight_frames = 0;
         self.out_frames = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Per-connection memory is part of the 100k-idle-connections budget (≤ 64 MB in all).
+    #[test]
+    fn conn_stays_small() {
+        let size = std::mem::size_of::<Conn>();
+        assert!(size <= 320, "Conn grew to {size} bytes");
     }
 }

@@ -8,9 +8,12 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Lossy: a stalled stderr must never stall the cores. Drops are counted on /metrics; the
+    // close log (--close-log) is the lossless record.
     let (writer, _guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
+        .lossy(true)
         .finish(std::io::stderr());
+    let log_drops = writer.error_counter();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -19,10 +22,10 @@ fn main() -> ExitCode {
         LogFormat::Text => subscriber.init(),
         LogFormat::Json => subscriber.json().init(),
     }
-    match engine::server::run(&args) {
+    match engine::server::run(&args, move || log_drops.dropped_lines() as u64) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(%error, "engine stopped");
+            // Flush the log lines before the one line that says why.
             drop(_guard);
             eprintln!("engine: {error}");
             ExitCode::FAILURE

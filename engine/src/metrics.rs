@@ -80,7 +80,7 @@ impl CoreMetrics {
 }
 
 /// Renders the sum over all cores in the Prometheus text format (version 0.0.4).
-pub fn render(cores: &[CoreMetrics]) -> String {
+pub fn render(cores: &[CoreMetrics], log_lines_dropped: u64) -> String {
     let sum =
         |get: &dyn Fn(&CoreMetrics) -> &Counter| cores.iter().map(|c| get(c).get()).sum::<u64>();
     let mut out = String::with_capacity(4096);
@@ -175,6 +175,12 @@ pub fn render(cores: &[CoreMetrics]) -> String {
         "Failed accepts, by errno.",
         &accept_errors,
     );
+    family(
+        "engine_log_lines_dropped_total",
+        "counter",
+        "Log lines dropped because stderr could not keep up (close records are never dropped).",
+        &plain(log_lines_dropped),
+    );
     out
 }
 
@@ -191,7 +197,7 @@ mod tests {
         cores[0].count_accept_error(libc::EMFILE);
         cores[0].count_accept_error(libc::EBADF);
         cores[1].count_rearm(Rearm::Enobufs);
-        let text = render(&cores);
+        let text = render(&cores, 3);
         for line in [
             "engine_connections_accepted_total 5",
             "engine_connections_closed_total{cause=\"peer_reset\"} 4",
@@ -200,6 +206,7 @@ mod tests {
             "engine_accept_errors_total{errno=\"other\"} 1",
             "engine_recv_rearms_total{reason=\"enobufs\"} 1",
             "engine_recv_rearms_total{reason=\"overflow\"} 0",
+            "engine_log_lines_dropped_total 3",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -68,8 +68,9 @@ enum Event {
     Exited { core: u16, result: io::Result<()> },
 }
 
-/// Runs the engine until SIGINT/SIGTERM has drained every core.
-pub fn run(args: &Args) -> Result<(), StartError> {
+/// Runs the engine until SIGINT/SIGTERM has drained every core. `log_drops` counts log lines
+/// dropped because stderr could not keep up.
+pub fn run(args: &Args, log_drops: impl Fn() -> u64 + Send + 'static) -> Result<(), StartError> {
     let settings = Arc::new(Settings::from_args(args));
     match socket::raise_nofile_limit() {
         Ok(limit) => tracing::debug!(limit, "RLIMIT_NOFILE"),
@@ -87,11 +88,12 @@ pub fn run(args: &Args) -> Result<(), StartError> {
     })?;
 
     let metrics: Arc<[CoreMetrics]> = (0..cores).map(|_| CoreMetrics::default()).collect();
-    let admin =
-        crate::admin::serve(args.admin, metrics.clone()).map_err(|error| StartError::Admin {
+    let admin = crate::admin::serve(args.admin, metrics.clone(), log_drops).map_err(|error| {
+        StartError::Admin {
             addr: args.admin,
             error,
-        })?;
+        }
+    })?;
     let (close_log, close_sender) = match &args.close_log {
         Some(path) => {
             let (log, sender) = CloseLog::open(path).map_err(|error| StartError::CloseLog {

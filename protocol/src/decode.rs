@@ -106,6 +106,11 @@ impl Decoder {
         }
     }
 
+    /// The error that stopped decoding, if any.
+    pub fn error(&self) -> Option<DecodeError> {
+        self.failed
+    }
+
     /// Bytes of an incomplete frame held back; 0 at a frame boundary.
     pub fn partial_len(&self) -> usize {
         self.partial.len()
