@@ -224,18 +224,17 @@ impl Conn {
         }
     }
 
-    /// Moves the queued replies into the send buffer. Returns false if there is nothing to send
-    /// or a send is already in flight.
+    /// Readies the next send: the rest of a partial send, else the queued replies. Returns false
+    /// if there is nothing to send or a send is already in flight.
     pub fn start_send(&mut self, pool: &mut ReplyPool) -> bool {
-        if self.send_in_flight()
-            || self.out.is_empty()
-            || self.abandon_flush
-            || self.send_errno.is_some()
-        {
+        if self.send_in_flight() || self.abandon_flush || self.send_errno.is_some() {
             return false;
         }
         if self.inflight.unsent_len() > 0 {
             return true; // the rest of a partial send goes first
+        }
+        if self.out.is_empty() {
+            return false;
         }
         pool.give(self.inflight.refill(std::mem::take(&mut self.out)));
         self.inflight_frames = std::mem::take(&mut self.out_frames);
