@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod classify;
+pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod metrics;
