@@ -216,12 +216,26 @@ impl Conn {
 
     /// When this connection next needs attention from the timers.
     pub fn deadline_us(&self, idle_timeout_us: u64, read_timeout_us: u64) -> u64 {
-        if self.closing.is_none() && self.decoder.partial_len() > 0 {
+        if self.frame_stalls() {
             self.frame_started_us + read_timeout_us
         } else {
             // Idle at a boundary, or a flush that makes no progress.
             self.last_active_us + idle_timeout_us
         }
+    }
+
+    /// What a due deadline means: a stalled frame, or idleness.
+    pub fn timeout_intent(&self) -> Intent {
+        if self.frame_stalls() {
+            Intent::ReadTimeout
+        } else {
+            Intent::IdleTimeout
+        }
+    }
+
+    /// A partial frame is the peer's to finish only while the engine reads from it.
+    fn frame_stalls(&self) -> bool {
+        self.decoder.partial_len() > 0 && self.closing.is_none() && self.intent != Intent::Pause
     }
 
     /// Readies the next send: the rest of a partial send, else the queued replies. Returns false

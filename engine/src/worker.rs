@@ -624,11 +624,7 @@ impl Worker {
         }
         if conn.intent.close_cause().is_none() && conn.send_errno.is_none() {
             // Record the intent first: the cancel's -ECANCELED alone says nothing.
-            conn.intent = if conn.decoder.partial_len() > 0 {
-                Intent::ReadTimeout
-            } else {
-                Intent::IdleTimeout
-            };
+            conn.intent = conn.timeout_intent();
             self.stop_recv(slot)?;
         }
         // If the close is still under way, look again after another idle timeout.
