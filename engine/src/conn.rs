@@ -74,6 +74,8 @@ pub struct Conn {
     /// The first errno a send failed with.
     pub send_errno: Option<i32>,
     pub closing: Option<Closing>,
+    /// The recv ended with res 0 while a send was in flight: classify when that send completes.
+    pub classify_pending: bool,
     /// Stop flushing: the peer does not read, or the shutdown bound passed.
     pub abandon_flush: bool,
 
@@ -125,6 +127,7 @@ impl Conn {
             intent: Intent::None,
             send_errno: None,
             closing: None,
+            classify_pending: false,
             abandon_flush: false,
             out: Vec::new(),
             out_frames: 0,

@@ -356,6 +356,16 @@ impl Worker {
     fn on_recv_final(&mut self, slot: usize) -> io::Result<()> {
         let conn = &mut self.conns[slot];
         assert_eq!(conn.recv, RecvState::Stopped);
+        if conn.last_recv_res == 0
+            && conn.send_in_flight()
+            && conn.intent.close_cause().is_none()
+            && conn.send_errno.is_none()
+        {
+            // res 0 is a FIN, or an RST whose error the send in flight consumed: that send's
+            // completion decides (see on_send).
+            conn.classify_pending = true;
+            return Ok(());
+        }
         let verdict = classify(FinalRecv {
             res: conn.last_recv_res,
             intent: conn.intent,
@@ -444,7 +454,6 @@ impl Worker {
                 if conn.replies_pending() {
                     mark_flush(&mut self.flush_list, conn, slot);
                 }
-                self.maybe_resume(slot)?;
             }
             Err(errno) => {
                 let abandoned = conn.abandon_flush && errno == libc::ECANCELED;
@@ -452,14 +461,26 @@ impl Worker {
                     conn.send_errno.get_or_insert(errno);
                 }
                 conn.drop_replies(&mut self.pool);
-                if conn.closing.is_none() && !abandoned {
-                    match conn.recv {
-                        RecvState::Armed => self.cancel_recv(slot)?,
-                        RecvState::Cancelling => {}
-                        RecvState::Stopped => self.on_recv_final(slot)?,
-                    }
+                if conn.closing.is_none() && !abandoned && conn.recv == RecvState::Armed {
+                    // The peer is gone: stop the recv; its final CQE gets classified.
+                    self.cancel_recv(slot)?;
                 }
             }
+        }
+        let conn = &mut self.conns[slot];
+        let waiting_for_this_send = std::mem::take(&mut conn.classify_pending);
+        if conn.recv == RecvState::Stopped
+            && conn.closing.is_none()
+            && (waiting_for_this_send || conn.send_errno.is_some())
+        {
+            self.on_recv_final(slot)?;
+        }
+        if self
+            .conns
+            .get(slot)
+            .is_some_and(|c| c.generation == token.generation)
+        {
+            self.maybe_resume(slot)?;
         }
         self.try_finish(slot, token.generation)
     }
