@@ -1,1 +1,18 @@
-//! Load generator (issue 3).
+//! The load generator: drives the engine over io_uring, checks every reply byte for byte, ends
+//! connections in every way the engine classifies, and verifies the engine's verdicts.
+//!
+//! See README.md for the flags and the JSON report's schema.
+
+pub mod cli;
+pub mod cpu;
+pub mod error;
+pub mod limits;
+pub mod mix;
+pub mod pattern;
+pub mod plan;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod stats;
+pub mod verify;
+pub mod worker;

@@ -1,0 +1,328 @@
+//! Command line: the run flags (no subcommand), `merge` and `verify`, and their value parsers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::limits::{CONNECTIONS_MAX, PAYLOAD_SIZES_MAX, PIPELINE_MAX, THREADS_MAX};
+use crate::mix::CloseMix;
+
+/// Load generator and verdict checker for the engine.
+///
+/// Without a subcommand it runs traffic against --target, in one of four shapes:
+///   closed loop (default)  --connections C each keep --pipeline D ECHOs in flight for --duration
+///   open loop              --rate R requests/s over all connections; latency from each
+///                          request's intended send time (coordinated omission corrected)
+///   churn                  --total N connections, opened at --connect-rate, each doing
+///                          --requests-per-conn M ECHOs, then ending as drawn from --close-mix
+///   hold                   --hold N idle connections (after HELLO) kept for --duration
+/// Every connection first sends HELLO with a unique tag; every reply is checked byte for byte.
+/// --verify-log and --verify-metrics check the engine's close records and counters afterwards.
+/// Exit status: 0 all good, 1 a mismatch / lost or corrupt reply / unexpected close / failed
+/// connect, 2 bad flags or a setup error. Durations take units: 500ms, 10s, 2m.
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadgen",
+    version,
+    verbatim_doc_comment,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Merge the JSON reports of runs that ran side by side into one report.
+    Merge {
+        /// Reports written by --json.
+        #[arg(required = true, num_args = 1..)]
+        reports: Vec<PathBuf>,
+        /// Write the merged report here (the table goes to stdout either way).
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+    },
+    /// Check a saved report's connections against an engine close log, without traffic.
+    Verify {
+        /// A report written by --json (it lists every tag and its close mode).
+        #[arg(long, value_name = "PATH")]
+        report: PathBuf,
+        /// The engine's --close-log file.
+        #[arg(long, value_name = "PATH")]
+        log: PathBuf,
+        /// Write the report with the new verification here.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+        /// How long to wait for the log to hold every tag.
+        #[arg(long, default_value = "0s", value_parser = parse_duration)]
+        verify_wait: Duration,
+    },
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct RunArgs {
+    /// The engine's listen address.
+    #[arg(long, required = true)]
+    pub target: Option<SocketAddr>,
+    /// Concurrent connections (closed/open loop: all of them; churn: at most this many at once).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=CONNECTIONS_MAX as u64))]
+    pub connections: u64,
+    /// Requests in flight per connection (open loop: the most it may have in flight).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=PIPELINE_MAX as u64))]
+    pub pipeline: u64,
+    /// ECHO payload sizes in bytes, used in turn (e.g. 16,1024); at most 65535 each.
+    #[arg(long, default_value = "64", value_parser = parse_payloads)]
+    pub payload: PayloadSizes,
+    /// How long to run (closed/open loop, hold); churn: stop opening connections after it.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Worker threads, one io_uring each.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=THREADS_MAX as u64))]
+    pub threads: u64,
+    /// Pin worker i to the i-th CPU of this list (e.g. 2,3 or 4-7).
+    #[arg(long, value_name = "LIST", value_parser = parse_cpus)]
+    pub cpus: Option<CpuList>,
+    /// Bind connection i to the (i mod n)-th of these addresses before connecting.
+    #[arg(long, value_name = "IP,IP..", value_delimiter = ',')]
+    pub source_ips: Vec<IpAddr>,
+    /// Churn: new connections per second over all threads [default: as fast as allowed].
+    #[arg(long, value_name = "N", value_parser = parse_positive_rate)]
+    pub connect_rate: Option<f64>,
+    /// Churn: open this many connections in all, then stop.
+    #[arg(long, value_name = "N", conflicts_with_all = ["hold", "rate"],
+          value_parser = clap::value_parser!(u64).range(1..=(1u64 << 40) - 1))]
+    pub total: Option<u64>,
+    /// Churn: ECHO requests per connection before it ends.
+    #[arg(long, value_name = "M", default_value_t = 10, requires = "total")]
+    pub requests_per_conn: u64,
+    /// Churn: how connections end, as weights (fin, reset, mid-frame, half-close, close-request,
+    /// bad-frame, idle, stall), e.g. fin=5,reset=1,idle=1.
+    #[arg(long, default_value = "fin=1", requires = "total")]
+    pub close_mix: CloseMix,
+    /// Seed of the close-mode draw (the same seed draws the same modes).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Open N idle connections (after HELLO) and keep them for --duration.
+    #[arg(long, value_name = "N", conflicts_with = "rate",
+          value_parser = clap::value_parser!(u64).range(1..=CONNECTIONS_MAX as u64))]
+    pub hold: Option<u64>,
+    /// Open loop: requests per second over all connections.
+    #[arg(long, value_name = "R", value_parser = parse_positive_rate)]
+    pub rate: Option<f64>,
+    /// How long a connection waits for the engine to close it (idle, stall, half-close, ...).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub end_timeout: Duration,
+    /// After the run, check the engine's close log (its --close-log file) for every tag.
+    #[arg(long, value_name = "PATH")]
+    pub verify_log: Option<PathBuf>,
+    /// Scrape this /metrics URL before and after the run and check the close counters' deltas.
+    #[arg(long, value_name = "URL")]
+    pub verify_metrics: Option<String>,
+    /// How long to wait for the close log (and counters) to account for every connection.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub verify_wait: Duration,
+    /// Write the JSON report here (schema in loadgen/README.md).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// No progress lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The shape of a run, chosen from the flags.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Shape {
+    ClosedLoop,
+    OpenLoop { rate: f64 },
+    Churn { total: u64 },
+    Hold { count: u64 },
+}
+
+impl Shape {
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::ClosedLoop => "closed-loop",
+            Shape::OpenLoop { .. } => "open-loop",
+            Shape::Churn { .. } => "churn",
+            Shape::Hold { .. } => "hold",
+        }
+    }
+}
+
+/// Closed loop, open loop and hold run this long without --duration.
+pub const DURATION_DEFAULT: Duration = Duration::from_secs(10);
+
+impl RunArgs {
+    pub fn shape(&self) -> Shape {
+        match (self.hold, self.total, self.rate) {
+            (Some(count), _, _) => Shape::Hold { count },
+            (_, Some(total), _) => Shape::Churn { total },
+            (_, _, Some(rate)) => Shape::OpenLoop { rate },
+            _ => Shape::ClosedLoop,
+        }
+    }
+
+    /// The run's length; `None` for churn without --duration (it ends when every connection has).
+    pub fn run_for(&self) -> Option<Duration> {
+        match self.shape() {
+            Shape::Churn { .. } => self.duration,
+            _ => Some(self.duration.unwrap_or(DURATION_DEFAULT)),
+        }
+    }
+
+    /// Connections open at the same time, at most.
+    pub fn concurrency(&self) -> u64 {
+        match self.shape() {
+            Shape::Hold { count } => count,
+            _ => self.connections,
+        }
+    }
+}
+
+/// `--payload`: a non-empty list of sizes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayloadSizes(pub Vec<u16>);
+
+fn parse_payloads(text: &str) -> Result<PayloadSizes, String> {
+    let sizes = text
+        .split(',')
+        .map(|part| {
+            part.trim()
+                .parse::<u16>()
+                .map_err(|_| format!("`{part}` is not a payload size between 0 and 65535"))
+        })
+        .collect::<Result<Vec<u16>, String>>()?;
+    if sizes.len() > PAYLOAD_SIZES_MAX {
+        return Err(format!("at most {PAYLOAD_SIZES_MAX} sizes"));
+    }
+    Ok(PayloadSizes(sizes))
+}
+
+/// `--cpus`: CPU numbers, from a list of numbers and ranges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+/// The largest CPU number accepted (cpu_set_t holds 1024).
+pub const CPU_MAX: usize = 1023;
+
+fn parse_cpus(text: &str) -> Result<CpuList, String> {
+    let mut cpus = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let number = |s: &str| {
+            s.parse::<usize>()
+                .ok()
+                .filter(|&cpu| cpu <= CPU_MAX)
+                .ok_or_else(|| format!("`{s}` is not a CPU number (0..={CPU_MAX})"))
+        };
+        match part.split_once('-') {
+            Some((low, high)) => {
+                let (low, high) = (number(low)?, number(high)?);
+                if low > high {
+                    return Err(format!("range `{part}` is backwards"));
+                }
+                cpus.extend(low..=high);
+            }
+            None => cpus.push(number(part)?),
+        }
+    }
+    Ok(CpuList(cpus))
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|error| format!("{error} (use units: 500ms, 10s, 2m)"))
+}
+
+fn parse_positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1e9 => Ok(rate),
+        _ => Err(format!(
+            "`{text}` is not a rate between 0 and 1e9 per second"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("loadgen").chain(extra.iter().copied()))
+    }
+
+    #[test]
+    fn shapes_follow_the_flags() {
+        let cli = parse(&["--target", "127.0.0.1:1"]).unwrap();
+        assert_eq!(cli.run.shape(), Shape::ClosedLoop);
+        assert_eq!(cli.run.run_for(), Some(DURATION_DEFAULT));
+        assert_eq!(cli.run.end_timeout, crate::limits::END_TIMEOUT_DEFAULT);
+        assert_eq!(cli.run.verify_wait, crate::limits::VERIFY_WAIT_DEFAULT);
+        let cli = parse(&[
+            "--target",
+            "127.0.0.1:1",
+            "--total",
+            "5",
+            "--close-mix",
+            "idle=1",
+        ])
+        .unwrap();
+        assert_eq!(cli.run.shape(), Shape::Churn { total: 5 });
+        assert_eq!(cli.run.run_for(), None);
+        let cli = parse(&["--target", "127.0.0.1:1", "--rate", "100"]).unwrap();
+        assert_eq!(cli.run.shape(), Shape::OpenLoop { rate: 100.0 });
+        let cli = parse(&["--target", "127.0.0.1:1", "--hold", "7"]).unwrap();
+        assert_eq!(cli.run.concurrency(), 7);
+    }
+
+    #[test]
+    fn subcommands_need_no_target() {
+        let cli = parse(&["merge", "a.json", "b.json"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Merge { ref reports, .. }) if reports.len() == 2)
+        );
+    }
+
+    #[test]
+    fn bad_flags_are_errors_not_panics() {
+        for bad in [
+            &[][..],
+            &["--target", "nowhere"],
+            &["--target", "127.0.0.1:1", "--connections", "0"],
+            &["--target", "127.0.0.1:1", "--payload", "70000"],
+            &["--target", "127.0.0.1:1", "--payload", ""],
+            &["--target", "127.0.0.1:1", "--cpus", "3-1"],
+            &["--target", "127.0.0.1:1", "--duration", "ten"],
+            &["--target", "127.0.0.1:1", "--rate", "-5"],
+            &["--target", "127.0.0.1:1", "--close-mix", "fin=1"],
+            &[
+                "--target",
+                "127.0.0.1:1",
+                "--total",
+                "5",
+                "--close-mix",
+                "bogus",
+            ],
+            &["--target", "127.0.0.1:1", "--total", "5", "--hold", "3"],
+            &["--target", "127.0.0.1:1", "--source-ips", "1.2.3"],
+            &["merge"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        let ok = parse(&[
+            "--target",
+            "127.0.0.1:1",
+            "--cpus",
+            "0,2-3",
+            "--payload",
+            "0,16,65535",
+        ])
+        .unwrap();
+        assert_eq!(ok.run.cpus, Some(CpuList(vec![0, 2, 3])));
+        assert_eq!(ok.run.payload, PayloadSizes(vec![0, 16, 65535]));
+    }
+}

@@ -1,0 +1,62 @@
+//! Every bound of the load generator, named, with the relations between them checked at compile time.
+
+use std::time::Duration;
+
+/// Worker threads (one io_uring each).
+pub const THREADS_MAX: usize = 256;
+/// Concurrent connections over all threads.
+pub const CONNECTIONS_MAX: usize = 1 << 20;
+/// Requests kept in flight per connection.
+pub const PIPELINE_MAX: usize = 4096;
+/// Distinct payload sizes in `--payload`.
+pub const PAYLOAD_SIZES_MAX: usize = 64;
+/// SQ entries per worker ring.
+pub const RING_SQ_ENTRIES: u32 = 4096;
+/// CQ entries per worker ring: generous, overflow only costs a re-arm.
+pub const RING_CQ_ENTRIES: u32 = 8 * RING_SQ_ENTRIES;
+/// Provided receive buffers per worker and their size.
+pub const RECV_BUFFERS: u16 = 2048;
+pub const RECV_BUFFER_BYTES: u32 = 16 * 1024;
+/// Buffer group id of every worker's buffer ring (each worker has its own ring).
+pub const RECV_BUFFER_GROUP: u16 = 0;
+/// Descriptors kept aside for the ring, the log, stdio and the metrics scrape.
+pub const FD_RESERVE: u64 = 64;
+/// Longest a worker sleeps in io_uring_enter before it looks at its timers and the stop flag.
+pub const WAIT_SLICE: Duration = Duration::from_millis(20);
+/// Open loop: the worker wakes at most this often for scheduled sends (they go out in batches;
+/// latency still counts from each request's own intended time).
+pub const SCHEDULE_TICK: Duration = Duration::from_micros(100);
+/// How long a connect (up to the HELLO being sent) may take before it counts as a timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default bound on how long a connection waits for the engine to close it (idle, stall, ...).
+pub const END_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// How long the drain at the end of a timed run may take before connections are abandoned.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default bound on waiting for the close log to hold every tag.
+pub const VERIFY_WAIT_DEFAULT: Duration = Duration::from_secs(5);
+/// Mismatches listed one by one in the report (all are counted).
+pub const MISMATCHES_LISTED_MAX: usize = 200;
+/// Histogram range in microseconds and precision.
+pub const LATENCY_US_MAX: u64 = 3_600_000_000;
+pub const LATENCY_SIGFIG: u8 = 3;
+/// Bytes of the partial frame a `mid-frame` connection sends before its FIN.
+pub const MID_FRAME_SENT_BYTES: usize = 7;
+/// Payload length its header announces (more than is sent).
+pub const MID_FRAME_ANNOUNCED_LEN: u16 = 16;
+/// Bytes of header a `stall` connection sends before it waits.
+pub const STALL_SENT_BYTES: usize = 2;
+/// The frame kind a `bad-frame` connection sends: not a protocol kind.
+pub const BAD_FRAME_KIND: u8 = 0x09;
+/// Kernel clock ticks per second of /proc/self/stat (USER_HZ: fixed at 100 in the Linux ABI).
+pub const USER_HZ: u64 = 100;
+/// Bits of a tag that number connections within a run; the rest is a per-run nonce.
+pub const TAG_INDEX_BITS: u32 = 40;
+
+const _: () = assert!(RECV_BUFFERS.is_power_of_two());
+const _: () = assert!(MID_FRAME_SENT_BYTES > protocol::HEADER_LEN);
+const _: () =
+    assert!(MID_FRAME_SENT_BYTES < protocol::HEADER_LEN + MID_FRAME_ANNOUNCED_LEN as usize);
+const _: () = assert!(STALL_SENT_BYTES < protocol::HEADER_LEN);
+const _: () = assert!(protocol::Kind::from_byte(BAD_FRAME_KIND).is_none());
+const _: () = assert!((CONNECTIONS_MAX as u64) < (1 << TAG_INDEX_BITS));
+const _: () = assert!(RING_CQ_ENTRIES >= 2 * RING_SQ_ENTRIES);

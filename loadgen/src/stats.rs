@@ -1,0 +1,168 @@
+//! What a worker measured: counters, latency histograms, and one result per connection (tag).
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{LATENCY_SIGFIG, LATENCY_US_MAX};
+use crate::mix::CloseMode;
+
+/// What the client saw when a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// EOF: the engine sent FIN.
+    Fin,
+    /// ECONNRESET / EPIPE: the engine (or the kernel) reset the connection.
+    Rst,
+    /// The client gave up waiting (connect, end of connection, drain).
+    Timeout,
+    /// The client closed first, as its mode says (fin, reset, hold).
+    Local,
+    /// The connect was refused.
+    Refused,
+    /// Any other error.
+    Error,
+}
+
+impl Outcome {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Fin => "fin",
+            Outcome::Rst => "rst",
+            Outcome::Timeout => "timeout",
+            Outcome::Local => "local",
+            Outcome::Refused => "refused",
+            Outcome::Error => "error",
+        }
+    }
+
+    /// What a connection of `mode` should see at its end.
+    pub const fn expected_for(mode: CloseMode) -> Outcome {
+        if mode.client_closes() {
+            Outcome::Local
+        } else {
+            Outcome::Fin
+        }
+    }
+}
+
+/// One connection's result, keyed by its HELLO tag.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagResult {
+    pub tag: u64,
+    pub mode: CloseMode,
+    pub outcome: Outcome,
+    /// Whether the connect succeeded (HELLO sent): only then does the engine have a record.
+    pub connected: bool,
+    pub requests: u64,
+    pub replies: u64,
+    pub lost: u64,
+    pub corrupt: u64,
+}
+
+/// A histogram of latencies in microseconds.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGFIG).expect("valid bounds")
+}
+
+/// Everything one worker counted.
+#[derive(Debug)]
+pub struct Stats {
+    pub requests: u64,
+    pub replies: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Reply time minus intended send time (closed loop: the actual send time).
+    pub latency_us: Histogram<u64>,
+    /// Open loop only: reply time minus actual send time.
+    pub latency_uncorrected_us: Histogram<u64>,
+    pub opened: u64,
+    pub connect_failed: u64,
+    pub lost_replies: u64,
+    pub corrupt_replies: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub tags: Vec<TagResult>,
+    /// Microseconds from the run's start to this worker's last event.
+    pub elapsed_us: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats {
+            requests: 0,
+            replies: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            latency_us: new_histogram(),
+            latency_uncorrected_us: new_histogram(),
+            opened: 0,
+            connect_failed: 0,
+            lost_replies: 0,
+            corrupt_replies: 0,
+            errors: BTreeMap::new(),
+            tags: Vec::new(),
+            elapsed_us: 0,
+        }
+    }
+}
+
+impl Stats {
+    pub fn error(&mut self, kind: &str) {
+        *self.errors.entry(kind.to_owned()).or_default() += 1;
+    }
+
+    pub fn record_latency(hist: &mut Histogram<u64>, us: u64) {
+        hist.saturating_record(us.clamp(1, LATENCY_US_MAX));
+    }
+
+    pub fn merge(&mut self, other: Stats) {
+        self.requests += other.requests;
+        self.replies += other.replies;
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+        self.latency_us.add(&other.latency_us).expect("same bounds");
+        self.latency_uncorrected_us
+            .add(&other.latency_uncorrected_us)
+            .expect("same bounds");
+        self.opened += other.opened;
+        self.connect_failed += other.connect_failed;
+        self.lost_replies += other.lost_replies;
+        self.corrupt_replies += other.corrupt_replies;
+        for (kind, count) in other.errors {
+            *self.errors.entry(kind).or_default() += count;
+        }
+        self.tags.extend(other.tags);
+        self.elapsed_us = self.elapsed_us.max(other.elapsed_us);
+    }
+
+    /// Connections per close mode, for the connections that got as far as HELLO.
+    pub fn closed_by_mode(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for tag in self.tags.iter().filter(|t| t.connected) {
+            *counts.entry(tag.mode.as_str().to_owned()).or_default() += 1;
+        }
+        counts
+    }
+
+    pub fn outcomes(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for tag in &self.tags {
+            *counts.entry(tag.outcome.as_str().to_owned()).or_default() += 1;
+        }
+        counts
+    }
+}
+
+/// The symbolic name of an errno for error kinds: the engine's list plus the client-side ones.
+pub fn errno_name(errno: i32) -> &'static str {
+    match errno {
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::EADDRINUSE => "EADDRINUSE",
+        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        libc::EINPROGRESS => "EINPROGRESS",
+        libc::EALREADY => "EALREADY",
+        _ => engine::sys::socket::errno_name(errno),
+    }
+}

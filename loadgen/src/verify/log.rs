@@ -1,0 +1,201 @@
+//! Reads the engine's close log and checks each tag's record against its close mode.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::{Mismatch, Verification};
+use crate::error::LoadgenError;
+use crate::stats::TagResult;
+
+/// How often the log is re-read while records are missing.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The fields of a close record the verifier uses.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct LogRecord {
+    pub tag: Option<u64>,
+    pub cause: String,
+    pub frames_out: u64,
+}
+
+/// Reads new complete lines of the log, keeping the records of the wanted tags.
+struct LogReader {
+    offset: u64,
+    partial: Vec<u8>,
+    unparsable: u64,
+}
+
+impl LogReader {
+    fn read_new(
+        &mut self,
+        path: &Path,
+        wanted: &HashMap<u64, &TagResult>,
+        records: &mut HashMap<u64, Vec<LogRecord>>,
+    ) -> Result<(), LoadgenError> {
+        let io = |error| LoadgenError::Io {
+            what: "reading the close log",
+            error,
+        };
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            // Not created yet (no connection closed so far): nothing to read.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(io(error)),
+        };
+        file.seek(SeekFrom::Start(self.offset)).map_err(io)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io)?;
+        self.offset += bytes.len() as u64;
+        self.partial.extend_from_slice(&bytes);
+        let Some(last_newline) = self.partial.iter().rposition(|&b| b == b'\n') else {
+            return Ok(());
+        };
+        let complete: Vec<u8> = self.partial.drain(..=last_newline).collect();
+        for line in complete.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            match serde_json::from_slice::<LogRecord>(line) {
+                Ok(record) => {
+                    if let Some(tag) = record.tag.filter(|t| wanted.contains_key(t)) {
+                        records.entry(tag).or_default().push(record);
+                    }
+                }
+                Err(_) => self.unparsable += 1,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits (up to `wait`) for the log at `path` to hold a record for every connected tag, then
+/// checks each: one record, the cause the mode predicts, and as many replies sent by the engine
+/// as the client received.
+pub fn check_log(
+    path: &Path,
+    tags: &[TagResult],
+    wait: Duration,
+    verification: &mut Verification,
+) -> Result<(), LoadgenError> {
+    let wanted: HashMap<u64, &TagResult> = tags
+        .iter()
+        .filter(|t| t.connected)
+        .map(|t| (t.tag, t))
+        .collect();
+    let mut records: HashMap<u64, Vec<LogRecord>> = HashMap::new();
+    let mut reader = LogReader {
+        offset: 0,
+        partial: Vec::new(),
+        unparsable: 0,
+    };
+    let deadline = Instant::now() + wait;
+    loop {
+        reader.read_new(path, &wanted, &mut records)?;
+        if records.len() >= wanted.len() || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    verification.log_checked = true;
+    if reader.unparsable > 0 {
+        verification.add(Mismatch {
+            tag: None,
+            check: "log_line".into(),
+            expected: "JSON close records".into(),
+            got: format!("{} unparsable lines", reader.unparsable),
+            mode: None,
+        });
+    }
+    let mut ordered: Vec<&TagResult> = wanted.values().copied().collect();
+    ordered.sort_by_key(|t| t.tag);
+    for tag in ordered {
+        verification.checked += 1;
+        let mismatch = |check: &str, expected: String, got: String| Mismatch {
+            tag: Some(tag.tag),
+            check: check.into(),
+            expected,
+            got,
+            mode: Some(tag.mode.as_str().into()),
+        };
+        let found = records.get(&tag.tag).map(Vec::as_slice).unwrap_or_default();
+        let [record] = found else {
+            if found.is_empty() {
+                verification.missing_records += 1;
+            }
+            verification.add(mismatch(
+                "record",
+                "one close record".into(),
+                format!("{} records", found.len()),
+            ));
+            continue;
+        };
+        let expected = tag.mode.expected_cause();
+        if record.cause != expected {
+            verification.add(mismatch("cause", expected.into(), record.cause.clone()));
+        }
+        if record.frames_out != tag.replies {
+            verification.add(mismatch(
+                "frames_out",
+                format!("{} replies (as the client received)", tag.replies),
+                format!("{} sent by the engine", record.frames_out),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mix::CloseMode;
+    use crate::stats::Outcome;
+
+    fn tag(tag: u64, mode: CloseMode, replies: u64) -> TagResult {
+        TagResult {
+            tag,
+            mode,
+            outcome: Outcome::expected_for(mode),
+            connected: true,
+            requests: replies,
+            replies,
+            lost: 0,
+            corrupt: 0,
+        }
+    }
+
+    #[test]
+    fn finds_a_changed_cause_a_missing_and_a_duplicate_record() {
+        let dir = std::env::temp_dir().join(format!("loadgen-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("close.jsonl");
+        std::fs::write(
+            &path,
+            "{\"tag\":1,\"cause\":\"peer_fin\",\"frames_out\":2}\n\
+             {\"tag\":2,\"cause\":\"peer_fin\",\"frames_out\":0}\n\
+             {\"tag\":3,\"cause\":\"idle_timeout\",\"frames_out\":0}\n\
+             {\"tag\":3,\"cause\":\"idle_timeout\",\"frames_out\":0}\n\
+             {\"tag\":null,\"cause\":\"peer_fin\",\"frames_out\":0}\n",
+        )
+        .unwrap();
+        let tags = [
+            tag(1, CloseMode::Fin, 2),
+            tag(2, CloseMode::Reset, 0),
+            tag(3, CloseMode::Idle, 0),
+            tag(4, CloseMode::Stall, 0),
+        ];
+        let mut verification = Verification::default();
+        check_log(&path, &tags, Duration::ZERO, &mut verification).unwrap();
+        assert_eq!(verification.checked, 4);
+        assert_eq!(verification.mismatched, 3, "{:#?}", verification.mismatches);
+        assert_eq!(verification.missing_records, 1);
+        let checks: Vec<_> = verification
+            .mismatches
+            .iter()
+            .map(|m| m.check.as_str())
+            .collect();
+        assert_eq!(checks, ["cause", "record", "record"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,235 @@
+//! One client connection: its socket, send queue, outstanding requests and where it is in its
+//! life (running, ending as its close mode says, closing).
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use engine::sys::SendBuf;
+use protocol::{encode_frame, Decoder, Kind, HEADER_LEN, PAYLOAD_LEN_MAX};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::mix::CloseMode;
+use crate::pattern;
+use crate::stats::Outcome;
+
+/// What a connection is asked to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnSpec {
+    pub tag: u64,
+    pub mode: CloseMode,
+    /// ECHO requests before it ends; `None`: until the run stops.
+    pub requests: Option<u64>,
+    pub source: Option<IpAddr>,
+}
+
+/// The multishot recv of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvState {
+    /// Not armed yet (the connect is in progress).
+    Off,
+    Armed,
+    /// A cancel is on its way; the final CQE follows.
+    Cancelling,
+    /// The final CQE arrived.
+    Done,
+}
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Sending requests and checking replies.
+    Running,
+    /// Its last bytes are queued; shutdown(SHUT_WR) once they are sent.
+    ShutAfterSend,
+    /// Waiting for the engine to close (EOF), bounded by the end timeout.
+    AwaitEof,
+    /// The client closes: the recv is being cancelled; the socket closes when it is done.
+    Closing,
+}
+
+/// An ECHO request whose reply has not arrived.
+#[derive(Clone, Copy, Debug)]
+pub struct Request {
+    pub seq: u64,
+    pub len: usize,
+    pub sent_ns: u64,
+    pub intended_ns: u64,
+}
+
+#[derive(Debug)]
+pub struct Conn {
+    pub spec: ConnSpec,
+    pub generation: u32,
+    pub socket: Socket,
+    /// Bytes the kernel is sending (pinned until the send's CQE).
+    pub send: SendBuf,
+    /// Bytes queued behind the send in flight.
+    pub pending: Vec<u8>,
+    pub recv: RecvState,
+    pub connected: bool,
+    pub decoder: Decoder,
+    pub outstanding: VecDeque<Request>,
+    pub next_seq: u64,
+    pub replies: u64,
+    pub corrupt: u64,
+    /// The reply stream could not be decoded: nothing more can be checked.
+    pub broken: bool,
+    pub step: Step,
+    pub outcome: Option<Outcome>,
+    /// When the current wait (connect, end) gives up; 0 for none.
+    pub deadline_ns: u64,
+}
+
+/// Starts a non-blocking connect to `target`, bound to `source` first if given. The socket is
+/// switched back to blocking mode: io_uring polls it either way, and a send issued while the
+/// handshake is in progress completes once it is established (or fails with its error).
+pub fn start_connect(target: SocketAddr, source: Option<IpAddr>) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::for_address(target),
+        Type::STREAM.cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    socket.set_tcp_nodelay(true)?;
+    if let Some(ip) = source {
+        socket.bind(&SocketAddr::new(ip, 0).into())?;
+    }
+    socket.set_nonblocking(true)?;
+    match socket.connect(&target.into()) {
+        Ok(()) => {}
+        Err(error) if error.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(error) => return Err(error),
+    }
+    socket.set_nonblocking(false)?;
+    Ok(socket)
+}
+
+impl Conn {
+    pub fn new(spec: ConnSpec, generation: u32, socket: Socket) -> Conn {
+        let mut conn = Conn {
+            spec,
+            generation,
+            socket,
+            send: SendBuf::default(),
+            pending: Vec::new(),
+            recv: RecvState::Off,
+            connected: false,
+            decoder: Decoder::new(PAYLOAD_LEN_MAX),
+            outstanding: VecDeque::new(),
+            next_seq: 0,
+            replies: 0,
+            corrupt: 0,
+            broken: false,
+            step: Step::Running,
+            outcome: None,
+            deadline_ns: 0,
+        };
+        encode_frame(Kind::Hello, &spec.tag.to_be_bytes(), &mut conn.pending);
+        conn
+    }
+
+    /// Whether the request limit allows another request.
+    pub fn may_request(&self) -> bool {
+        !matches!(self.spec.requests, Some(limit) if self.next_seq >= limit)
+    }
+
+    /// Every request this connection will send has been queued.
+    pub fn all_requested(&self) -> bool {
+        !self.may_request()
+    }
+
+    /// Nothing queued and nothing in flight on the send side.
+    pub fn send_idle(&self) -> bool {
+        !self.send.in_flight() && self.send.unsent_len() == 0 && self.pending.is_empty()
+    }
+
+    /// Queues the next ECHO request; returns its payload length.
+    pub fn queue_request(&mut self, payloads: &[u16], now_ns: u64, intended_ns: u64) -> usize {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let len = usize::from(payloads[(seq % payloads.len() as u64) as usize]);
+        let header_at = self.pending.len();
+        encode_frame(Kind::Echo, &[], &mut self.pending);
+        self.pending[header_at..header_at + 2].copy_from_slice(&(len as u16).to_be_bytes());
+        let start = self.pending.len();
+        self.pending.resize(start + len, 0);
+        pattern::fill(self.spec.tag, seq, &mut self.pending[start..]);
+        self.outstanding.push_back(Request {
+            seq,
+            len,
+            sent_ns: now_ns,
+            intended_ns,
+        });
+        HEADER_LEN + len
+    }
+
+    /// Queues raw bytes (the last, deliberately odd, bytes of a close mode).
+    pub fn queue_raw(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+    }
+
+    /// Moves the pending bytes into the send buffer if it is free; true if a send should start.
+    pub fn take_pending(&mut self) -> bool {
+        if self.send.in_flight() {
+            return false;
+        }
+        if self.send.unsent_len() > 0 {
+            return true;
+        }
+        if self.pending.is_empty() {
+            return false;
+        }
+        let next = std::mem::take(&mut self.pending);
+        let mut old = self.send.refill(next);
+        old.clear();
+        self.pending = old;
+        true
+    }
+
+    /// Sets the outcome unless one was already seen (the first evidence wins).
+    pub fn set_outcome(&mut self, outcome: Outcome) {
+        self.outcome.get_or_insert(outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::Progress;
+
+    #[test]
+    fn queued_requests_decode_to_their_pattern() {
+        let (listener, addr) = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let a = l.local_addr().unwrap();
+            (l, a)
+        };
+        let socket = start_connect(addr, None).unwrap();
+        drop(listener);
+        let spec = ConnSpec {
+            tag: 9,
+            mode: CloseMode::Fin,
+            requests: Some(3),
+            source: None,
+        };
+        let mut conn = Conn::new(spec, 1, socket);
+        for _ in 0..3 {
+            conn.queue_request(&[0, 5, 300], 0, 0);
+        }
+        assert!(conn.all_requested());
+        let mut frames = Vec::new();
+        Decoder::new(PAYLOAD_LEN_MAX)
+            .feed(&conn.pending, |frame| {
+                frames.push((frame.kind, frame.payload.to_vec()));
+                Progress::Continue
+            })
+            .unwrap();
+        assert_eq!(frames.len(), 4);
+        assert_eq!(frames[0].0, Kind::Hello);
+        for (seq, (kind, payload)) in frames[1..].iter().enumerate() {
+            assert_eq!(*kind, Kind::Echo);
+            let len = [0, 5, 300][seq];
+            assert!(pattern::matches(9, seq as u64, len, payload));
+        }
+    }
+}

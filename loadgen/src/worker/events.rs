@@ -1,0 +1,341 @@
+//! The life of a connection: send and recv completions, reply checks, the end its close mode
+//! asks for, deadlines, and the final bookkeeping when its socket closes.
+
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::stats::errno_name;
+use engine::sys::Completion;
+use protocol::{Kind, Progress};
+
+use super::conn::{RecvState, Step};
+use super::token::{Op, Token};
+use super::Worker;
+use crate::limits::{
+    BAD_FRAME_KIND, MID_FRAME_ANNOUNCED_LEN, MID_FRAME_SENT_BYTES, RECV_BUFFER_GROUP,
+    STALL_SENT_BYTES,
+};
+use crate::mix::CloseMode;
+use crate::pattern;
+use crate::stats::{Outcome, Stats, TagResult};
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Worker<'_> {
+    /// Closed loop and churn: keeps the pipeline full (open loop is fed by the schedule).
+    pub(super) fn top_up(&mut self, slot: usize) {
+        let conn = &mut self.conns[slot];
+        if self.plan.request_rate.is_some()
+            || conn.step != Step::Running
+            || conn.spec.mode == CloseMode::Hold
+            || (self.stopping && conn.spec.requests.is_none())
+        {
+            return;
+        }
+        while conn.outstanding.len() < self.plan.pipeline && conn.may_request() {
+            let bytes = conn.queue_request(&self.plan.payloads, self.now_ns, self.now_ns);
+            self.stats.requests += 1;
+            self.stats.bytes_sent += bytes as u64;
+        }
+    }
+
+    /// Starts a send of the queued bytes if none is in flight.
+    pub(super) fn flush(&mut self, slot: usize) -> io::Result<()> {
+        let conn = &mut self.conns[slot];
+        if conn.take_pending() {
+            let token = Token::new(Op::Send, slot, conn.generation).encode();
+            self.ring
+                .send(conn.socket.as_raw_fd(), &mut conn.send, token)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_send(&mut self, slot: usize, completion: &Completion) -> io::Result<()> {
+        let conn = &mut self.conns[slot];
+        let res = conn.send.complete(completion);
+        if res < 0 {
+            let errno = -res;
+            conn.pending.clear();
+            conn.send.take();
+            let outcome = match errno {
+                libc::ECONNREFUSED => Outcome::Refused,
+                libc::ECONNRESET | libc::EPIPE => Outcome::Rst,
+                libc::ETIMEDOUT => Outcome::Timeout,
+                _ => Outcome::Error,
+            };
+            if !conn.connected && conn.outcome.is_none() {
+                self.stats.connect_failed += 1;
+                self.stats.error(&format!("connect_{}", errno_name(errno)));
+                self.shared.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            return self.give_up(slot, outcome);
+        }
+        if !conn.connected {
+            conn.connected = true;
+            conn.deadline_ns = 0;
+            self.stats.opened += 1;
+            self.shared.opened.fetch_add(1, Ordering::Relaxed);
+            let token = Token::new(Op::Recv, slot, conn.generation).encode();
+            self.ring
+                .recv_multi(conn.socket.as_raw_fd(), RECV_BUFFER_GROUP, token)?;
+            conn.recv = RecvState::Armed;
+        }
+        if conn.send.unsent_len() > 0 {
+            let token = Token::new(Op::Send, slot, conn.generation).encode();
+            return self
+                .ring
+                .send(conn.socket.as_raw_fd(), &mut conn.send, token);
+        }
+        self.top_up(slot);
+        self.flush(slot)?;
+        self.advance(slot)
+    }
+
+    /// Checks every reply a recv delivered against the request it answers.
+    pub(super) fn on_data(&mut self, slot: usize, bid: u16, len: usize) {
+        let conn = &mut self.conns[slot];
+        let data = self.bufs.filled(bid, len);
+        let stats = &mut self.stats;
+        stats.bytes_received += len as u64;
+        let now_ns = self.now_ns;
+        let open_loop = self.plan.request_rate.is_some();
+        let tag = conn.spec.tag;
+        let outstanding = &mut conn.outstanding;
+        let (mut replies, mut corrupt, mut unexpected) = (0u64, 0u64, 0u64);
+        let fed = conn.decoder.feed(data, |frame| {
+            let Some(request) = outstanding.pop_front() else {
+                unexpected += 1;
+                return Progress::Continue;
+            };
+            replies += 1;
+            if frame.kind != Kind::Echo
+                || !pattern::matches(tag, request.seq, request.len, frame.payload)
+            {
+                corrupt += 1;
+            }
+            let since = |ns: u64| now_ns.saturating_sub(ns) / 1000;
+            Stats::record_latency(&mut stats.latency_us, since(request.intended_ns));
+            if open_loop {
+                Stats::record_latency(&mut stats.latency_uncorrected_us, since(request.sent_ns));
+            }
+            Progress::Continue
+        });
+        conn.replies += replies;
+        conn.corrupt += corrupt + unexpected;
+        stats.replies += replies;
+        stats.corrupt_replies += corrupt + unexpected;
+        if unexpected > 0 {
+            stats.error("unrequested_reply");
+        }
+        if fed.is_err() {
+            stats.error("undecodable_reply_stream");
+            stats.corrupt_replies += 1;
+            conn.corrupt += 1;
+            conn.broken = true;
+        }
+    }
+
+    /// After the data of a recv CQE: more requests, and the next step of the connection.
+    pub(super) fn after_data(&mut self, slot: usize) -> io::Result<()> {
+        let conn = &self.conns[slot];
+        if conn.broken && conn.step != Step::Closing {
+            return self.give_up(slot, Outcome::Error);
+        }
+        self.top_up(slot);
+        self.flush(slot)?;
+        self.advance(slot)
+    }
+
+    /// The multishot recv ended.
+    pub(super) fn on_recv_final(&mut self, slot: usize, res: i32) -> io::Result<()> {
+        let conn = &mut self.conns[slot];
+        let cancelling = conn.recv == RecvState::Cancelling;
+        if (res > 0 || res == -libc::ENOBUFS) && !cancelling {
+            // CQ overflow or an empty buffer ring: not a close, arm again.
+            let token = Token::new(Op::Recv, slot, conn.generation).encode();
+            return self
+                .ring
+                .recv_multi(conn.socket.as_raw_fd(), RECV_BUFFER_GROUP, token);
+        }
+        conn.recv = RecvState::Done;
+        let outcome = match res {
+            0 => Outcome::Fin,
+            _ if res > 0 || res == -libc::ENOBUFS || res == -libc::ECANCELED => Outcome::Local,
+            _ if res == -libc::ECONNRESET => Outcome::Rst,
+            _ if res == -libc::ETIMEDOUT => Outcome::Timeout,
+            _ => {
+                self.stats.error(&format!("recv_{}", errno_name(-res)));
+                Outcome::Error
+            }
+        };
+        conn.set_outcome(outcome);
+        conn.step = Step::Closing;
+        conn.deadline_ns = 0;
+        self.try_finish(slot)
+    }
+
+    /// Moves a connection on once the step it is in is complete.
+    pub(super) fn advance(&mut self, slot: usize) -> io::Result<()> {
+        let end_deadline = self.now_ns + nanos(self.plan.end_timeout);
+        let conn = &mut self.conns[slot];
+        match conn.step {
+            Step::Running => {}
+            Step::ShutAfterSend => {
+                if conn.send_idle() {
+                    if let Err(error) = conn.socket.shutdown(Shutdown::Write) {
+                        self.stats.error(&format!(
+                            "shutdown_{}",
+                            errno_name(error.raw_os_error().unwrap_or(0))
+                        ));
+                    }
+                    self.await_eof(slot, end_deadline);
+                }
+                return Ok(());
+            }
+            Step::AwaitEof | Step::Closing => return Ok(()),
+        }
+        if !conn.connected {
+            return Ok(());
+        }
+        let done_requesting =
+            conn.all_requested() || (self.stopping && conn.spec.requests.is_none());
+        if !done_requesting {
+            return Ok(());
+        }
+        let mode = conn.spec.mode;
+        if !mode.ends_after_last_send() && (!conn.outstanding.is_empty() || !conn.send_idle()) {
+            return Ok(());
+        }
+        match mode {
+            CloseMode::Fin | CloseMode::Hold => self.close_now(slot)?,
+            CloseMode::Reset => {
+                if let Err(error) = conn.socket.set_linger(Some(Duration::ZERO)) {
+                    self.stats.error(&format!(
+                        "linger_{}",
+                        errno_name(error.raw_os_error().unwrap_or(0))
+                    ));
+                }
+                self.close_now(slot)?;
+            }
+            CloseMode::HalfClose | CloseMode::MidFrame => {
+                if mode == CloseMode::MidFrame {
+                    let mut partial = vec![0u8; MID_FRAME_SENT_BYTES];
+                    partial[..2].copy_from_slice(&MID_FRAME_ANNOUNCED_LEN.to_be_bytes());
+                    partial[2] = Kind::Echo.to_byte();
+                    conn.queue_raw(&partial);
+                }
+                conn.step = Step::ShutAfterSend;
+                self.flush(slot)?;
+                return self.advance(slot);
+            }
+            CloseMode::CloseRequest => {
+                conn.queue_raw(&[0, 0, Kind::Close.to_byte()]);
+                self.flush(slot)?;
+                self.await_eof(slot, end_deadline);
+            }
+            CloseMode::BadFrame => {
+                conn.queue_raw(&[0, 0, BAD_FRAME_KIND]);
+                self.flush(slot)?;
+                self.await_eof(slot, end_deadline);
+            }
+            CloseMode::Stall => {
+                let header = MID_FRAME_ANNOUNCED_LEN.to_be_bytes();
+                conn.queue_raw(&header[..STALL_SENT_BYTES]);
+                self.flush(slot)?;
+                self.await_eof(slot, end_deadline);
+            }
+            CloseMode::Idle => self.await_eof(slot, end_deadline),
+        }
+        Ok(())
+    }
+
+    fn await_eof(&mut self, slot: usize, deadline_ns: u64) {
+        let conn = &mut self.conns[slot];
+        conn.step = Step::AwaitEof;
+        conn.deadline_ns = deadline_ns;
+        self.timers
+            .push(std::cmp::Reverse((deadline_ns, slot, conn.generation)));
+    }
+
+    /// The client closes, as its mode says: cancel the recv, close the socket once it ended.
+    fn close_now(&mut self, slot: usize) -> io::Result<()> {
+        self.give_up(slot, Outcome::Local)
+    }
+
+    /// Stops the connection: records `outcome` (unless one was seen), cancels what is in
+    /// flight, and closes the socket once every operation has completed.
+    pub(super) fn give_up(&mut self, slot: usize, outcome: Outcome) -> io::Result<()> {
+        let conn = &mut self.conns[slot];
+        conn.set_outcome(outcome);
+        conn.step = Step::Closing;
+        conn.deadline_ns = 0;
+        if conn.recv == RecvState::Armed {
+            let target = Token::new(Op::Recv, slot, conn.generation).encode();
+            let token = Token::new(Op::Cancel, slot, conn.generation).encode();
+            self.ring.cancel(target, token)?;
+            conn.recv = RecvState::Cancelling;
+        }
+        if conn.send.in_flight() {
+            let target = Token::new(Op::Send, slot, conn.generation).encode();
+            let token = Token::new(Op::Cancel, slot, conn.generation).encode();
+            self.ring.cancel(target, token)?;
+        }
+        self.try_finish(slot)
+    }
+
+    pub(super) fn on_deadline(&mut self, slot: usize) -> io::Result<()> {
+        let conn = &self.conns[slot];
+        if !conn.connected {
+            self.stats.connect_failed += 1;
+            self.stats.error("connect_timeout");
+            self.shared.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if conn.step == Step::Closing {
+            return Ok(());
+        }
+        self.give_up(slot, Outcome::Timeout)
+    }
+
+    /// Closes the socket and records the connection once nothing of it is in flight.
+    fn try_finish(&mut self, slot: usize) -> io::Result<()> {
+        let conn = &self.conns[slot];
+        let recv_over = matches!(conn.recv, RecvState::Off | RecvState::Done);
+        if !recv_over || conn.send.in_flight() {
+            return Ok(());
+        }
+        let conn = self.conns.remove(slot);
+        let outcome = conn.outcome.unwrap_or(Outcome::Error);
+        // A connection that never connected sent nothing: its queued requests are not lost.
+        let lost = if conn.connected {
+            conn.outstanding.len() as u64
+        } else {
+            self.stats.requests -= conn.next_seq;
+            0
+        };
+        self.stats.lost_replies += lost;
+        if conn.connected && outcome != Outcome::expected_for(conn.spec.mode) {
+            self.stats
+                .error(&format!("unexpected_{}", outcome.as_str()));
+            self.shared.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats.tags.push(TagResult {
+            tag: conn.spec.tag,
+            mode: conn.spec.mode,
+            outcome,
+            connected: conn.connected,
+            requests: conn.next_seq,
+            replies: conn.replies,
+            lost,
+            corrupt: conn.corrupt,
+        });
+        self.shared.finished.fetch_add(1, Ordering::Relaxed);
+        // Dropping `conn` closes the socket: FIN, or RST with SO_LINGER {1, 0}.
+        drop(conn);
+        Ok(())
+    }
+}

@@ -1,0 +1,251 @@
+//! End to end: a real engine and the real loadgen on loopback. Churn over every close mode must
+//! verify clean against the close log and /metrics; a doctored log must fail verification.
+
+mod support;
+
+use std::collections::HashSet;
+
+use support::{code, describe, loadgen, read_json, temp_dir, Engine};
+
+const EVERY_MODE: &str =
+    "fin=1,reset=1,mid-frame=1,half-close=1,close-request=1,bad-frame=1,idle=1,stall=1";
+
+#[test]
+fn churn_over_every_close_mode_verifies_and_a_doctored_log_does_not() {
+    let dir = temp_dir("churn");
+    let engine = Engine::start(&dir);
+    let report_path = dir.join("report.json");
+    let url = engine.metrics_url();
+    let log = engine.close_log();
+    let output = loadgen(&[
+        "--target",
+        &engine.listen,
+        "--total",
+        "200",
+        "--connections",
+        "50",
+        "--requests-per-conn",
+        "3",
+        "--pipeline",
+        "2",
+        "--payload",
+        "0,1,100,3000",
+        "--close-mix",
+        EVERY_MODE,
+        "--verify-log",
+        log.to_str().unwrap(),
+        "--verify-metrics",
+        &url,
+        "--json",
+        report_path.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    let report = read_json(&report_path);
+    let verification = &report["verification"];
+    assert_eq!(verification["mismatched"], 0, "{verification:#}");
+    assert_eq!(verification["checked"], 200);
+    assert_eq!(verification["lost_replies"], 0);
+    assert_eq!(verification["corrupt_replies"], 0);
+    assert_eq!(verification["metrics_checked"], true);
+    assert_eq!(report["connections"]["opened"], 200);
+    assert_eq!(report["replies"], 600);
+    let modes: HashSet<&str> = report["connections"]["closed_by_mode"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for mode in EVERY_MODE.split(',').map(|m| m.split('=').next().unwrap()) {
+        assert!(modes.contains(mode), "no connection drew {mode}: {modes:?}");
+    }
+
+    // Change one of our records' cause and verify again: one mismatch, exit 1.
+    let ours: HashSet<u64> = report["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tag"].as_u64().unwrap())
+        .collect();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut changed = false;
+    let doctored: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+            let tag = record["tag"].as_u64();
+            if !changed
+                && tag.is_some_and(|t| ours.contains(&t))
+                && record["cause"] == "idle_timeout"
+            {
+                record["cause"] = "peer_fin".into();
+                changed = true;
+            }
+            record.to_string()
+        })
+        .collect();
+    assert!(changed, "the log holds an idle_timeout record of ours");
+    let doctored_path = dir.join("doctored.jsonl");
+    std::fs::write(&doctored_path, doctored.join("\n") + "\n").unwrap();
+    let verified_path = dir.join("verified.json");
+    let output = loadgen(&[
+        "verify",
+        "--report",
+        report_path.to_str().unwrap(),
+        "--log",
+        doctored_path.to_str().unwrap(),
+        "--json",
+        verified_path.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 1, "{}", describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("MISMATCH") && stdout.contains("expected idle_timeout, got peer_fin"),
+        "{stdout}"
+    );
+    let verified = read_json(&verified_path);
+    assert_eq!(verified["verification"]["mismatched"], 1);
+    assert_eq!(verified["verification"]["mismatches"][0]["check"], "cause");
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn closed_loop_checks_every_reply_and_merges() {
+    let dir = temp_dir("closed");
+    let engine = Engine::start(&dir);
+    let log = engine.close_log();
+    let mut reports = Vec::new();
+    for (i, shape) in [&["--pipeline", "4"][..], &["--rate", "2000"]]
+        .iter()
+        .enumerate()
+    {
+        let path = dir.join(format!("run{i}.json"));
+        let mut args = vec![
+            "--target",
+            &engine.listen,
+            "--connections",
+            "4",
+            "--payload",
+            "16,512",
+            "--duration",
+            "500ms",
+            "--threads",
+            "2",
+            "--verify-log",
+            log.to_str().unwrap(),
+            "--json",
+            path.to_str().unwrap(),
+            "--quiet",
+        ];
+        args.extend_from_slice(shape);
+        let output = loadgen(&args);
+        assert_eq!(code(&output), 0, "{}", describe(&output));
+        let report = read_json(&path);
+        assert!(report["replies"].as_u64().unwrap() > 100, "{report:#}");
+        assert_eq!(report["replies"], report["requests"]);
+        assert_eq!(report["verification"]["mismatched"], 0);
+        assert_eq!(report["connections"]["closed_by_mode"]["fin"], 4);
+        assert!(report["latency_us"]["p50"].as_u64().unwrap() > 0);
+        assert!(report["client_cpu_percent"].as_f64().unwrap() >= 0.0);
+        reports.push(path);
+    }
+    let open_loop = read_json(&reports[1]);
+    assert!(
+        open_loop["latency_uncorrected_us"]["p50"].is_u64(),
+        "{open_loop:#}"
+    );
+    let merged_path = dir.join("merged.json");
+    let output = loadgen(&[
+        "merge",
+        reports[0].to_str().unwrap(),
+        reports[1].to_str().unwrap(),
+        "--json",
+        merged_path.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    let merged = read_json(&merged_path);
+    let sum = read_json(&reports[0])["replies"].as_u64().unwrap()
+        + open_loop["replies"].as_u64().unwrap();
+    assert_eq!(merged["replies"], sum);
+    assert_eq!(merged["latency_us"]["count"], sum);
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn hold_keeps_idle_connections_open() {
+    let dir = temp_dir("hold");
+    let engine = Engine::start(&dir);
+    let path = dir.join("hold.json");
+    // The hold (100 ms) is shorter than the engine's idle timeout (200 ms): the client closes
+    // them, at a frame boundary, so the engine records peer_fin.
+    let output = loadgen(&[
+        "--target",
+        &engine.listen,
+        "--hold",
+        "20",
+        "--duration",
+        "100ms",
+        "--json",
+        path.to_str().unwrap(),
+        "--quiet",
+        "--verify-log",
+        engine.close_log().to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    let report = read_json(&path);
+    assert_eq!(report["connections"]["opened"], 20);
+    assert_eq!(report["connections"]["closed_by_mode"]["hold"], 20);
+    assert_eq!(report["verification"]["mismatched"], 0);
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unreachable_target_is_a_clear_failure() {
+    // Bind and drop a listener to get a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = format!("127.0.0.1:{port}");
+    let output = loadgen(&[
+        "--target",
+        &target,
+        "--connections",
+        "2",
+        "--duration",
+        "200ms",
+        "--quiet",
+    ]);
+    assert_eq!(code(&output), 1, "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unreachable") && stderr.contains("ECONNREFUSED"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_flags_exit_2_without_a_panic() {
+    for args in [
+        &["--target", "127.0.0.1:1", "--close-mix", "fin=1"][..],
+        &[
+            "--target",
+            "127.0.0.1:1",
+            "--total",
+            "3",
+            "--close-mix",
+            "explode=1",
+        ],
+        &["--connections", "3"],
+        &["--target", "127.0.0.1:1", "--payload", "99999"],
+    ] {
+        let output = loadgen(args);
+        assert_eq!(code(&output), 2, "{args:?}: {}", describe(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
