@@ -72,15 +72,12 @@ enum Event {
 /// dropped because stderr could not keep up.
 pub fn run(args: &Args, log_drops: impl Fn() -> u64 + Send + 'static) -> Result<(), StartError> {
     let settings = Arc::new(Settings::from_args(args));
-    match socket::raise_nofile_limit() {
-        Ok(limit) => tracing::debug!(limit, "RLIMIT_NOFILE"),
-        Err(error) => tracing::warn!(%error, "could not raise RLIMIT_NOFILE"),
-    }
     let cpus = socket::allowed_cpus().map_err(|error| StartError::Io {
         what: "sched_getaffinity",
         error,
     })?;
     let cores = args.cores.map_or(cpus.len().max(1), usize::from);
+    raise_fd_limit(cores as u64 * u64::from(settings.max_connections));
     let listeners = bind_listeners(args.listen, cores, &settings)?;
     let listen = socket::local_addr(&listeners[0]).map_err(|error| StartError::Io {
         what: "getsockname",
@@ -107,6 +104,23 @@ pub fn run(args: &Args, log_drops: impl Fn() -> u64 + Send + 'static) -> Result<
 
     let stop = Arc::new(AtomicBool::new(false));
     let (events, inbox) = mpsc::channel();
+    // Before any core starts and before the ready line: a SIGTERM from then on drains.
+    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|error| StartError::Io {
+        what: "signal handler",
+        error,
+    })?;
+    let signal_events = events.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let _ = signal_events.send(Event::Signal(signal));
+            }
+        })
+        .map_err(|error| StartError::Io {
+            what: "spawn signal thread",
+            error,
+        })?;
     let mut wakes = Vec::with_capacity(cores);
     let mut threads: Vec<JoinHandle<()>> = Vec::with_capacity(cores);
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -167,22 +181,6 @@ pub fn run(args: &Args, log_drops: impl Fn() -> u64 + Send + 'static) -> Result<
     // The one line on stdout: scripts and tests read the bound addresses from it.
     println!("engine ready listen={listen} admin={admin}");
 
-    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|error| StartError::Io {
-        what: "signal handler",
-        error,
-    })?;
-    let signal_events = events.clone();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for signal in signals.forever() {
-                let _ = signal_events.send(Event::Signal(signal));
-            }
-        })
-        .map_err(|error| StartError::Io {
-            what: "spawn signal thread",
-            error,
-        })?;
     drop(events);
 
     let mut failure = None;
@@ -242,6 +240,22 @@ fn bind_listeners(
         );
     }
     Ok(listeners)
+}
+
+/// Descriptors kept for listeners, rings, eventfds, the log and the admin endpoint.
+const FD_RESERVE: u64 = 1024;
+
+fn raise_fd_limit(connections: u64) {
+    let want = connections + FD_RESERVE;
+    match socket::raise_nofile_limit(want) {
+        Ok(limit) if limit < want => tracing::warn!(
+            limit,
+            connections,
+            "RLIMIT_NOFILE is below --max-connections × cores: accepts beyond it fail with EMFILE (counted)"
+        ),
+        Ok(limit) => tracing::debug!(limit, "RLIMIT_NOFILE"),
+        Err(error) => tracing::warn!(%error, "could not raise RLIMIT_NOFILE"),
+    }
 }
 
 fn stop_cores(stop: &AtomicBool, wakes: &[Arc<OwnedFd>]) {

@@ -28,6 +28,11 @@ const BUFFER_GROUP: u16 = 0;
 const ACCEPT_RETRY_DELAY_US: u64 = 10_000;
 /// Unread input discarded before a local close, so that the close sends FIN, not RST.
 const DISCARD_BEFORE_CLOSE_MAX: usize = 64 * 1024;
+/// The longest a local close reads and discards input so that the peer gets every reply before
+/// the close (never longer than the idle timeout either).
+const LINGER_MAX_US: u64 = 2_000_000;
+/// How often a lingering close checks whether the peer has acknowledged everything.
+const LINGER_POLL_US: u64 = 10_000;
 /// After the shutdown bound, how long cancelled sends get to complete before the core exits.
 const SHUTDOWN_GRACE_US: u64 = 1_000_000;
 
@@ -334,10 +339,14 @@ impl Worker {
         }
         if !completion.more() {
             conn.recv = RecvState::Stopped;
+            if conn.linger_until_us.is_some() {
+                // The lingering read ended (the peer closed, or the buffers ran dry): close.
+                return self.try_finish(slot, token.generation);
+            }
             conn.last_recv_res = res;
             return self.on_recv_final(slot);
         }
-        if conn.recv == RecvState::Armed {
+        if conn.recv == RecvState::Armed && conn.linger_until_us.is_none() {
             if conn.intent.close_cause().is_some() {
                 self.cancel_recv(slot)?;
             } else if conn.intent == Intent::None
@@ -521,9 +530,35 @@ impl Worker {
         if conn.recv != RecvState::Stopped || conn.send_in_flight() {
             return Ok(());
         }
-        if conn.replies_pending() && !conn.abandon_flush && conn.send_errno.is_none() {
-            mark_flush(&mut self.flush_list, conn, slot);
-            return Ok(());
+        if conn.linger_until_us.is_none() {
+            if conn.replies_pending() && !conn.abandon_flush && conn.send_errno.is_none() {
+                mark_flush(&mut self.flush_list, conn, slot);
+                return Ok(());
+            }
+            if conn.intent.close_cause().is_some()
+                && conn.send_errno.is_none()
+                && !conn.abandon_flush
+            {
+                // Our decision: FIN after the replies. Closing with unread input would send an
+                // RST that throws away replies the peer has not received yet, so read (and
+                // discard) until the peer has them all, it closes, or the linger bound passes.
+                socket::discard_input(&conn.fd, DISCARD_BEFORE_CLOSE_MAX);
+                let unacked = socket::unacked_bytes(&conn.fd);
+                socket::shutdown_write(&conn.fd);
+                if unacked > 0 {
+                    let until_us = self.now_us + LINGER_MAX_US.min(self.settings.idle_timeout_us);
+                    conn.linger_until_us = Some(until_us);
+                    let at_us = self.now_us + LINGER_POLL_US;
+                    conn.armed_check_us = at_us;
+                    self.deadlines.push(Due {
+                        at_us,
+                        slot: slot as u32,
+                        generation,
+                    });
+                    self.arm_recv(slot)?;
+                    return Ok(());
+                }
+            }
         }
         let conn = self.conns.remove(slot);
         self.close(conn, closing);
@@ -531,11 +566,6 @@ impl Worker {
     }
 
     fn close(&mut self, mut conn: Conn, closing: Closing) {
-        if conn.intent.close_cause().is_some() && conn.send_errno.is_none() {
-            // Our decision: FIN after the replies, and no RST for input we did not read.
-            socket::shutdown_write(&conn.fd);
-            socket::discard_input(&conn.fd, DISCARD_BEFORE_CLOSE_MAX);
-        }
         conn.drop_replies(&mut self.pool);
         let metrics = &self.metrics[usize::from(self.core)];
         metrics.open.sub(1);
@@ -606,8 +636,7 @@ impl Worker {
             if self.now_us >= drain.force_at_us {
                 let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
                 for slot in slots {
-                    self.abandon_flush(slot)?;
-                    self.try_finish(slot, self.conns[slot].generation)?;
+                    self.stop_waiting(slot)?;
                 }
             }
         }
@@ -624,6 +653,21 @@ impl Worker {
                 continue; // superseded by an earlier check
             }
             conn.armed_check_us = u64::MAX;
+            if let Some(until_us) = conn.linger_until_us {
+                // The peer has every reply and our FIN once nothing is unacknowledged.
+                if self.now_us >= until_us || socket::unacked_bytes(&conn.fd) == 0 {
+                    self.stop_waiting(slot)?;
+                } else {
+                    let at_us = (self.now_us + LINGER_POLL_US).min(until_us);
+                    conn.armed_check_us = at_us;
+                    self.deadlines.push(Due {
+                        at_us,
+                        slot: due.slot,
+                        generation: due.generation,
+                    });
+                }
+                continue;
+            }
             let deadline =
                 conn.deadline_us(self.settings.idle_timeout_us, self.settings.read_timeout_us);
             if deadline > self.now_us {
@@ -639,9 +683,9 @@ impl Worker {
         let conn = &mut self.conns[slot];
         let generation = conn.generation;
         if conn.closing.is_some() {
-            // A flush that made no progress for the idle timeout: close without it.
-            self.abandon_flush(slot)?;
-            return self.try_finish(slot, generation);
+            // A flush that made no progress for the idle timeout, or a linger that ran out:
+            // close without waiting longer.
+            return self.stop_waiting(slot);
         }
         if conn.intent.close_cause().is_none() && conn.send_errno.is_none() {
             // Record the intent first: the cancel's -ECANCELED alone says nothing.
@@ -663,6 +707,16 @@ impl Worker {
             });
         }
         Ok(())
+    }
+
+    /// Closes a connection that is only waiting for its replies to flush or its linger to end.
+    fn stop_waiting(&mut self, slot: usize) -> io::Result<()> {
+        let generation = self.conns[slot].generation;
+        self.abandon_flush(slot)?;
+        if self.conns[slot].linger_until_us.is_some() && self.conns[slot].recv == RecvState::Armed {
+            self.cancel_recv(slot)?;
+        }
+        self.try_finish(slot, generation)
     }
 
     /// After an intent was recorded: cancel the recv, or classify now if it is already stopped.

@@ -73,6 +73,17 @@ pub fn discard_input(fd: &impl AsFd, max_bytes: usize) {
     };
 }
 
+/// Bytes in the socket's send queue that the peer has not acknowledged (SIOCOUTQ).
+pub fn unacked_bytes(fd: &impl AsFd) -> usize {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one int into the pointer, which is live and ours.
+    let rc = unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+    if rc != 0 {
+        return 0; // not a connected TCP socket any more: nothing left to protect
+    }
+    usize::try_from(queued).unwrap_or(0)
+}
+
 /// An eventfd another thread writes to wake a core blocked in io_uring_enter.
 pub fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: eventfd takes no pointers; the result is checked before use.
@@ -93,23 +104,41 @@ pub fn eventfd_signal(fd: &impl AsFd) {
     debug_assert!(rc == 8 || io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN));
 }
 
-/// Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
-pub fn raise_nofile_limit() -> io::Result<u64> {
+/// Raises RLIMIT_NOFILE towards `want` descriptors: the soft limit up to the hard one, and the
+/// hard one too where the process may (root, up to `fs.nr_open`). Returns the new soft limit.
+pub fn raise_nofile_limit(want: u64) -> io::Result<u64> {
     let mut limit = MaybeUninit::<libc::rlimit>::uninit();
     // SAFETY: getrlimit writes a whole rlimit into the pointer on success (checked).
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, limit.as_mut_ptr()) } != 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: getrlimit succeeded, so `limit` is initialised.
-    let mut limit = unsafe { limit.assume_init() };
-    if limit.rlim_cur < limit.rlim_max {
-        limit.rlim_cur = limit.rlim_max;
+    let current = unsafe { limit.assume_init() };
+    if current.rlim_cur >= want {
+        return Ok(current.rlim_cur);
+    }
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .unwrap_or(current.rlim_max);
+    let raised = want.min(nr_open).max(current.rlim_max);
+    let attempts = [
+        libc::rlimit {
+            rlim_cur: raised,
+            rlim_max: raised,
+        },
+        libc::rlimit {
+            rlim_cur: current.rlim_max,
+            rlim_max: current.rlim_max,
+        },
+    ];
+    for attempt in attempts {
         // SAFETY: passes a pointer to a live, initialised rlimit.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-            return Err(io::Error::last_os_error());
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &attempt) } == 0 {
+            return Ok(attempt.rlim_cur);
         }
     }
-    Ok(limit.rlim_cur)
+    Err(io::Error::last_os_error())
 }
 
 /// The CPUs this process may run on, in ascending order.
