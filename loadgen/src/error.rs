@@ -29,7 +29,7 @@ impl fmt::Display for LoadgenError {
         match self {
             LoadgenError::FdLimit { needed, limit } => write!(
                 f,
-                "RLIMIT_NOFILE is {limit} (raised to the hard limit) but this run needs about \
+                "RLIMIT_NOFILE is {limit} (raised as far as this process may) but this run needs about \
                  {needed} descriptors; lower --connections/--hold or raise the hard limit \
                  (ulimit -Hn, /etc/security/limits.conf)"
             ),

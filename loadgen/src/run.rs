@@ -16,11 +16,12 @@ use crate::worker::{self, Shared};
 
 /// Raises RLIMIT_NOFILE and checks it covers the connections the run keeps open.
 fn check_fd_limit(concurrency: u64) -> Result<u64, LoadgenError> {
-    let limit = engine::sys::socket::raise_nofile_limit().map_err(|error| LoadgenError::Io {
-        what: "raising RLIMIT_NOFILE",
-        error,
-    })?;
     let needed = concurrency + FD_RESERVE;
+    let limit =
+        engine::sys::socket::raise_nofile_limit(needed).map_err(|error| LoadgenError::Io {
+            what: "raising RLIMIT_NOFILE",
+            error,
+        })?;
     if needed > limit {
         return Err(LoadgenError::FdLimit { needed, limit });
     }

@@ -75,6 +75,11 @@ impl Worker<'_> {
             }
             return self.give_up(slot, outcome);
         }
+        if conn.step == Step::Closing {
+            // The connection is ending (given up, or the engine closed it while this send was
+            // in flight): send nothing more, and close once nothing is in flight.
+            return self.try_finish(slot);
+        }
         if !conn.connected {
             conn.connected = true;
             conn.deadline_ns = 0;

@@ -107,6 +107,9 @@ struct Worker<'a> {
 }
 
 /// Runs one worker to its end and returns what it measured.
+/// Per-connection results reserved up front, at most.
+const TAG_RESERVE_MAX: usize = 1 << 24;
+
 pub fn run(plan: WorkerPlan, shared: &Shared) -> Result<Stats, LoadgenError> {
     if let Some(cpu) = plan.cpu {
         engine::sys::socket::pin_current_thread(cpu).map_err(|error| LoadgenError::Io {
@@ -117,6 +120,9 @@ pub fn run(plan: WorkerPlan, shared: &Shared) -> Result<Stats, LoadgenError> {
     let ring = Ring::new(RING_SQ_ENTRIES, RING_CQ_ENTRIES)?;
     let bufs = BufRing::new(&ring, RECV_BUFFER_GROUP, RECV_BUFFERS, RECV_BUFFER_BYTES)?;
     let stop_at_ns = plan.run_for.map(|d| d.as_nanos() as u64);
+    let tag_capacity = usize::try_from(plan.conns.len())
+        .unwrap_or(0)
+        .min(TAG_RESERVE_MAX);
     let mut worker = Worker {
         plan,
         shared,
@@ -124,7 +130,12 @@ pub fn run(plan: WorkerPlan, shared: &Shared) -> Result<Stats, LoadgenError> {
         bufs,
         conns: Slots::new(),
         generation: 0,
-        stats: Stats::default(),
+        // Reserved up front: growing a million-entry Vec mid-run stalls the worker for long
+        // enough to trip a short engine idle timeout.
+        stats: Stats {
+            tags: Vec::with_capacity(tag_capacity),
+            ..Stats::default()
+        },
         now_ns: 0,
         timers: BinaryHeap::new(),
         next_spec: 0,
