@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-/// Ring depth (SQ entries) per core.
-pub const RING_SQ_ENTRIES: u32 = 4096;
-/// CQ entries per core: generous, so that overflow (handled, but slower) stays rare.
-pub const RING_CQ_ENTRIES: u32 = 4 * RING_SQ_ENTRIES;
+/// Ring depth (SQ entries) per core: default and bounds (the kernel caps the SQ at 32768).
+pub const RING_ENTRIES_DEFAULT: u32 = 4096;
+pub const RING_ENTRIES_MIN: u32 = 8;
+pub const RING_ENTRIES_MAX: u32 = 32_768;
+/// CQ entries per SQ entry: generous, so that overflow (handled, but slower) stays rare.
+pub const CQ_PER_SQ: u32 = 4;
 /// Provided buffers per core: default and the kernel's cap.
 pub const BUFFERS_DEFAULT: u16 = 1024;
 pub const BUFFERS_MAX: u16 = 1 << 15;
@@ -86,6 +88,9 @@ pub struct Args {
     /// Format of the log lines on stderr (filter them with RUST_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// io_uring SQ entries per core (a power of two); the CQ gets four times as many.
+    #[arg(long, default_value_t = RING_ENTRIES_DEFAULT, value_parser = parse_ring_entries)]
+    pub ring_entries: u32,
     /// Provided receive buffers per core (a power of two, at most 32768).
     #[arg(long, default_value_t = BUFFERS_DEFAULT, value_parser = parse_buffers)]
     pub buffers: u16,
@@ -146,6 +151,18 @@ fn parse_buffers(text: &str) -> Result<u16, String> {
     Ok(value as u16)
 }
 
+fn parse_ring_entries(text: &str) -> Result<u32, String> {
+    let value: u32 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a count"))?;
+    if !value.is_power_of_two() || !(RING_ENTRIES_MIN..=RING_ENTRIES_MAX).contains(&value) {
+        return Err(format!(
+            "must be a power of two between {RING_ENTRIES_MIN} and {RING_ENTRIES_MAX}"
+        ));
+    }
+    Ok(value)
+}
+
 fn parse_queued_bytes(text: &str) -> Result<usize, String> {
     let value: usize = text
         .parse()
@@ -165,6 +182,7 @@ pub struct Settings {
     pub shutdown_timeout_us: u64,
     pub max_frame: usize,
     pub classify: ClassifyMode,
+    pub ring_entries: u32,
     pub buffers: u16,
     pub buffer_size: u32,
     pub max_connections: u32,
@@ -181,6 +199,7 @@ impl Settings {
             shutdown_timeout_us: us(args.shutdown_timeout),
             max_frame: args.max_frame,
             classify: args.classify,
+            ring_entries: args.ring_entries,
             buffers: args.buffers,
             buffer_size: args.buffer_size,
             max_connections: args.max_connections,
@@ -217,6 +236,8 @@ mod tests {
             &["--max-frame", "4"],
             &["--buffers", "1000"],
             &["--buffers", "65536"],
+            &["--ring-entries", "4"],
+            &["--ring-entries", "100"],
             &["--buffer-size", "1"],
             &["--cores", "0"],
             &["--max-queued-bytes", "10"],

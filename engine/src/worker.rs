@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::classify::{classify, Cause, FinalRecv, Intent, Phase, Verdict};
-use crate::config::{ClassifyMode, Settings, RING_CQ_ENTRIES, RING_SQ_ENTRIES};
+use crate::config::{ClassifyMode, Settings, CQ_PER_SQ};
 use crate::conn::{Closing, Conn, RecvState, ReplyPool};
 use crate::metrics::CoreMetrics;
 use crate::record::{CloseLogSender, CloseRecord, RECORD_BATCH_MAX};
@@ -92,7 +92,8 @@ impl Worker {
                 tracing::warn!(core = setup.core, cpu, %error, "could not pin the core's thread");
             }
         }
-        let ring = Ring::new(RING_SQ_ENTRIES, RING_CQ_ENTRIES)?;
+        let sq_entries = setup.settings.ring_entries;
+        let ring = Ring::new(sq_entries, CQ_PER_SQ * sq_entries)?;
         let bufs = BufRing::new(
             &ring,
             BUFFER_GROUP,
@@ -105,7 +106,7 @@ impl Worker {
             bufs,
             conns: Slab::new(),
             deadlines: Deadlines::default(),
-            completions: Vec::with_capacity(RING_CQ_ENTRIES as usize),
+            completions: Vec::with_capacity((CQ_PER_SQ * sq_entries) as usize),
             flush_list: Vec::new(),
             pool: ReplyPool::default(),
             listener: Some(setup.listener),
