@@ -166,16 +166,17 @@ impl Worker {
                         "exiting with operations in flight"
                     );
                     self.close_all_now();
-                    break;
+                    // Recvs may still be armed: leave the buffer ring registered, and its
+                    // memory mapped (BufRing's Drop leaks it), until the process exits.
+                    self.send_records();
+                    return Ok(());
                 }
             }
         }
         self.send_records();
         self.ring.submit()?;
-        if self.conns.is_empty() {
-            // No recv is armed any more, so the kernel no longer picks from the buffer ring.
-            self.bufs.unregister(&self.ring)?;
-        }
+        // Every connection closed after its recv's final CQE: the kernel no longer picks buffers.
+        self.bufs.unregister(&self.ring)?;
         Ok(())
     }
 
@@ -744,6 +745,7 @@ impl Worker {
         }
         // The accept request holds its own reference; new connections now go to no one here.
         self.listener = None;
+        self.accept_retry_us = None;
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         tracing::info!(core = self.core, open = slots.len(), "draining");
         for slot in slots {
