@@ -6,9 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
-use std::mem;
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -18,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use protocol::{encode_frame, Decoder, Kind, Progress, PAYLOAD_LEN_MAX};
 use serde_json::Value;
+use socket2::SockRef;
 
 /// How long the engine may take to print its ready line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -154,11 +153,13 @@ impl Engine {
     /// Sends SIGTERM to the engine.
     #[track_caller]
     pub fn sigterm(&self) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
-        // SAFETY: kill(2) takes plain integers and touches no memory of ours; the pid is our own
-        // child, not yet reaped (we reap it only in wait_exit or drop), so it names no other process.
-        let result = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(result, 0, "kill: {}", io::Error::last_os_error());
+        // Our own child, not yet reaped (only wait_exit and drop reap it): the pid names no other
+        // process.
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed: {status}");
     }
 
     /// Waits for the engine to exit and returns its status; panics after `timeout`.
@@ -403,18 +404,17 @@ impl Client {
     /// Closes with SO_LINGER {1, 0}: the kernel sends RST instead of FIN.
     #[track_caller]
     pub fn reset(self) {
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        set_socket_option(&self.stream, libc::SO_LINGER, &linger);
+        SockRef::from(&self.stream)
+            .set_linger(Some(Duration::ZERO))
+            .expect("SO_LINGER");
     }
 
     /// Sets SO_RCVBUF (which also turns off receive-buffer autotuning).
     #[track_caller]
     pub fn set_recv_buffer(&self, bytes: usize) {
-        let bytes = libc::c_int::try_from(bytes).expect("SO_RCVBUF fits c_int");
-        set_socket_option(&self.stream, libc::SO_RCVBUF, &bytes);
+        SockRef::from(&self.stream)
+            .set_recv_buffer_size(bytes)
+            .expect("SO_RCVBUF");
     }
 
     /// One read with the time left until `deadline`, decoding every reply it completes.
@@ -437,24 +437,6 @@ impl Client {
             .unwrap_or_else(|error| panic!("the server sent a bad frame: {error}"));
         Ok(count)
     }
-}
-
-/// One SOL_SOCKET option on `stream`.
-#[track_caller]
-fn set_socket_option<T: Copy>(stream: &TcpStream, name: libc::c_int, value: &T) {
-    let len = libc::socklen_t::try_from(mem::size_of::<T>()).expect("option size fits");
-    // SAFETY: the fd is open for as long as `stream` is borrowed; the pointer and length describe
-    // exactly one live `T`, which setsockopt only reads.
-    let result = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            name,
-            (value as *const T).cast(),
-            len,
-        )
-    };
-    assert_eq!(result, 0, "setsockopt: {}", io::Error::last_os_error());
 }
 
 /// `engine_connections_closed_total{cause="CAUSE"}`.
