@@ -1,7 +1,7 @@
 //! The close classifier over a realistic mix of final completions (goal: ≤ 2 ns per call).
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use engine::classify::{classify, FinalRecv, Intent};
+use engine::classify::{classify, classify_by_rule, FinalRecv, Intent};
 
 /// Final CQEs as a busy server sees them: mostly FINs, some resets and timeouts, re-arms.
 fn realistic_mix(count: usize) -> Vec<FinalRecv> {
@@ -41,6 +41,14 @@ fn bench_classify(c: &mut Criterion) {
         b.iter(|| {
             for input in &inputs {
                 black_box(classify(black_box(*input)));
+            }
+        })
+    });
+    // The readable rule with its branches, in the same run, for the ratio.
+    group.bench_function("realistic_mix_by_rule", |b| {
+        b.iter(|| {
+            for input in &inputs {
+                black_box(classify_by_rule(black_box(*input)));
             }
         })
     });
