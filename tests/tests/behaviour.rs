@@ -421,6 +421,7 @@ fn a_client_that_never_reads_does_not_stall_others() {
         "--read-timeout",
         "30s",
     ]);
+    let rss_before_kb = rss_kb(engine.pid());
     let mut stuck = engine.connect();
     stuck.set_recv_buffer(4096);
     stuck.send_hello(STUCK);
@@ -433,6 +434,14 @@ fn a_client_that_never_reads_does_not_stall_others() {
     assert!(
         written < 256 << 20,
         "the engine kept reading from a client that never reads"
+    );
+    // Bounded: the queued replies (--max-queued-bytes) and what arrived before reading paused,
+    // not the megabytes the client tried to send.
+    let grown_kb = rss_kb(engine.pid()).saturating_sub(rss_before_kb);
+    eprintln!("never-reading client: wrote {written} bytes, engine RSS grew {grown_kb} kB");
+    assert!(
+        grown_kb < 32 * 1024,
+        "engine RSS grew by {grown_kb} kB (client wrote {written} bytes)"
     );
 
     let started = Instant::now();
@@ -565,4 +574,14 @@ fn sigterm_gives_up_on_a_client_that_never_reads() {
     let record = engine.wait_record_for_tag(STUCK, Duration::ZERO);
     assert_fields(&record, &[("cause", json!("shutdown"))]);
     drop(stuck);
+}
+
+/// The resident set of a process, from /proc.
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
 }
