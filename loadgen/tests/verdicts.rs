@@ -13,7 +13,7 @@ const EVERY_MODE: &str =
 #[test]
 fn churn_over_every_close_mode_verifies_and_a_doctored_log_does_not() {
     let dir = temp_dir("churn");
-    let engine = Engine::start(&dir);
+    let engine = Engine::start();
     let report_path = dir.join("report.json");
     let url = engine.metrics_url();
     let log = engine.close_log();
@@ -113,7 +113,7 @@ fn churn_over_every_close_mode_verifies_and_a_doctored_log_does_not() {
 #[test]
 fn closed_loop_checks_every_reply_and_merges() {
     let dir = temp_dir("closed");
-    let engine = Engine::start(&dir);
+    let engine = Engine::start();
     let log = engine.close_log();
     let mut reports = Vec::new();
     for (i, shape) in [&["--pipeline", "4"][..], &["--rate", "2000"]]
@@ -176,7 +176,7 @@ fn closed_loop_checks_every_reply_and_merges() {
 #[test]
 fn hold_keeps_idle_connections_open() {
     let dir = temp_dir("hold");
-    let engine = Engine::start(&dir);
+    let engine = Engine::start();
     let path = dir.join("hold.json");
     // The hold (100 ms) is shorter than the engine's idle timeout (200 ms): the client closes
     // them, at a frame boundary, so the engine records peer_fin.
