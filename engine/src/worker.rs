@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::classify::{classify, Cause, FinalRecv, Intent, Phase, Verdict};
-use crate::config::{ClassifyMode, Settings, CQ_PER_SQ};
+use crate::config::{ClassifyMode, Settings, BATCH_WANT, CQ_PER_SQ};
 use crate::conn::{Closing, Conn, RecvState, ReplyPool};
 use crate::metrics::CoreMetrics;
 use crate::record::{CloseLogSender, CloseRecord, RECORD_BATCH_MAX};
-use crate::sys::{socket, BufRing, Completion, Ring, RingError, RingMode};
+use crate::sys::{socket, Batch, BufRing, Completion, Ring, RingError, RingMode};
 use crate::timers::{Deadlines, Due};
 use crate::token::{Op, Token, GENERATION_MASK};
 
@@ -82,6 +82,7 @@ pub struct Worker {
     close_log: Option<CloseLogSender>,
     records: Vec<CloseRecord>,
     drain: Option<Drain>,
+    batch: Option<Batch>,
 }
 
 impl Worker {
@@ -93,6 +94,11 @@ impl Worker {
             }
         }
         let sq_entries = setup.settings.ring_entries;
+        let batch_wait_us = setup.settings.batch_wait_us;
+        let batch = (batch_wait_us > 0).then_some(Batch {
+            want: BATCH_WANT,
+            min_wait_us: batch_wait_us,
+        });
         let ring = Ring::new(sq_entries, CQ_PER_SQ * sq_entries)?;
         let bufs = BufRing::new(
             &ring,
@@ -123,6 +129,7 @@ impl Worker {
             close_log: setup.close_log,
             records: Vec::with_capacity(RECORD_BATCH_MAX),
             drain: None,
+            batch,
         })
     }
 
@@ -141,7 +148,7 @@ impl Worker {
             .poll_readable(self.wake.as_raw_fd(), Token::global(Op::Wake).encode())?;
         loop {
             let timeout = self.wait_timeout();
-            self.ring.submit_and_wait(timeout)?;
+            self.ring.submit_and_wait(timeout, self.batch)?;
             self.now_us = self.epoch.elapsed().as_micros() as u64;
             let mut completions = std::mem::take(&mut self.completions);
             self.ring.reap(&mut completions);

@@ -10,5 +10,5 @@ mod send_buf;
 pub mod socket;
 
 pub use buf_ring::BufRing;
-pub use ring::{Completion, Ring, RingError, RingMode};
+pub use ring::{Batch, Completion, Ring, RingError, RingMode};
 pub use send_buf::SendBuf;

@@ -189,7 +189,7 @@ impl Worker<'_> {
                 return Ok(());
             }
             let wait = self.wait_for();
-            self.ring.submit_and_wait(Some(wait))?;
+            self.ring.submit_and_wait(Some(wait), None)?;
             self.ring.reap(&mut completions);
             self.clock();
             let replies_before = self.stats.replies;
