@@ -1,0 +1,52 @@
+//! Comparison peer on compio's io_uring driver: owned-buffer reads and writes, one task per
+//! connection.
+
+use std::io;
+
+use compio::io::{AsyncRead, AsyncWriteExt};
+use compio::net::{TcpListener, TcpStream};
+use compio::BufResult;
+use peer_common::{Next, Session, READ_LEN_MAX, REPLY_LEN_MAX};
+
+fn main() -> io::Result<()> {
+    let addr = peer_common::listen_addr();
+    let runtime = compio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let listener = TcpListener::from_std(peer_common::listener(addr)?)?;
+        peer_common::announce(listener.local_addr()?)?;
+        loop {
+            let (stream, _) = listener.accept().await?;
+            compio::runtime::spawn(serve(stream)).detach();
+        }
+    })
+}
+
+async fn serve(mut stream: TcpStream) {
+    if stream.set_nodelay(true).is_err() {
+        return;
+    }
+    let mut session = Session::default();
+    let mut input = Vec::with_capacity(READ_LEN_MAX);
+    let mut replies = Vec::with_capacity(REPLY_LEN_MAX);
+    loop {
+        input.clear();
+        let BufResult(result, buf) = stream.read(input).await;
+        input = buf;
+        match result {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let next = session.on_read(&input, &mut replies);
+        if !replies.is_empty() {
+            let BufResult(result, buf) = stream.write_all(replies).await;
+            replies = buf;
+            if result.is_err() {
+                return;
+            }
+            replies.clear();
+        }
+        if next == Next::Close {
+            return;
+        }
+    }
+}

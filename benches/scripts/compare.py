@@ -1,0 +1,384 @@
+#!/usr/bin/env python3
+"""End-to-end comparison (issue 4): the engine against single-threaded peers on tokio (epoll),
+tokio-uring, monoio and compio, all speaking the engine's wire protocol (benches/peers/).
+
+Each run starts a fresh server pinned to CPU 0 and the loadgen pinned to CPU 1, which checks every
+reply byte. Runs are interleaved (for each repetition: each scenario, each server in turn) so
+drift hits every server alike. Per server it reports the median and min-max of throughput,
+p50/p99/p99.9 latency, server CPU us per reply (utime+stime of the server process from /proc),
+the user share of that CPU, and voluntary context switches per 1,000 replies (summed over
+/proc/PID/task/*), then the engine / best-peer ratios and the issue's goals as MET or MISSED.
+The raw runs go to benches/results/<date>-compare.json and the printed report to
+benches/results/<date>-compare.txt. Usage:
+
+    cargo build --release -p engine -p loadgen
+    (cd benches/peers && cargo build --release)     # peers: a standalone workspace
+    python3 benches/scripts/compare.py [--runs 5] [--duration 3s] [--scenario pipelined,...]
+        [--servers engine,tokio,...] [--peers-dir DIR]   # DIR: where the peer-* binaries are
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENGINE = os.path.join(ROOT, "target", "release", "engine")
+LOADGEN = os.path.join(ROOT, "target", "release", "loadgen")
+PEERS = os.path.join(ROOT, "benches", "peers")
+RESULTS = os.path.join(ROOT, "benches", "results")
+SERVERS = ["engine", "tokio", "tokio-uring", "monoio", "compio"]
+# Engine variants that can be named in --servers next to the defaults (interleaved like the rest).
+ENGINE_VARIANTS = {"engine-batch": ["--batch-wait", "50us"]}
+SERVER_CPU = "0"
+LOADGEN_CPU = "1"
+TICKS = os.sysconf("SC_CLK_TCK")
+READY_TIMEOUT_S = 10
+LOADGEN_TIMEOUT_S = 300
+STOP_TIMEOUT_S = 30
+# Other processes share the two CPUs (builds, test suites): before each run wait until both CPUs
+# are this idle over one probe window, for at most --idle-wait seconds (then run anyway, and the
+# report shows how busy the machine was).
+IDLE_BUSY_MAX = 0.10
+IDLE_PROBE_S = 0.5
+
+# name -> (loadgen flags, unit the rates and costs are counted in). Closed loop unless --rate.
+CONNECTIONS = ["--connections", "64"]
+SCENARIOS = {
+    "pingpong": (CONNECTIONS + ["--pipeline", "1", "--payload", "64"], "reply"),
+    "pipelined": (CONNECTIONS + ["--pipeline", "16", "--payload", "64"], "reply"),
+    "4k": (CONNECTIONS + ["--pipeline", "4", "--payload", "4096"], "reply"),
+    "fixed-20k": (CONNECTIONS + ["--rate", "20000", "--pipeline", "16", "--payload", "64"], "reply"),
+    "fixed-40k": (CONNECTIONS + ["--rate", "40000", "--pipeline", "16", "--payload", "64"], "reply"),
+    "churn": (["--connections", "200", "--requests-per-conn", "4", "--pipeline", "4",
+               "--payload", "64", "--close-mix", "fin=1"], "conn"),
+}
+FIXED_RATE = ["fixed-20k", "fixed-40k"]
+# The issue's goals.
+CPU_RATIO_GOAL = 0.8
+USER_SHARE_GOAL = 0.15
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])  # utime, stime of every thread, live and exited
+
+
+def voluntary_switches(pid):
+    total = 0
+    for status in glob.glob(f"/proc/{pid}/task/*/status"):
+        try:
+            with open(status) as f:
+                total += sum(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches"))
+        except FileNotFoundError:  # the thread ended between glob and open
+            pass
+    return total
+
+
+def busy_seconds(cpus):
+    """CPU time the listed CPUs spent busy (anything but idle and iowait), from /proc/stat."""
+    total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *ticks = line.split()
+            if name in cpus:
+                user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, ticks[:8])
+                total += user + nice + system + irq + softirq + steal
+    return total / TICKS
+
+
+def wait_for_idle(limit_s):
+    """Seconds waited until CPUs 0-1 were idle; None if they never were within limit_s."""
+    cpus = {"cpu" + SERVER_CPU, "cpu" + LOADGEN_CPU}
+    started = time.monotonic()
+    while True:
+        before = busy_seconds(cpus)
+        time.sleep(IDLE_PROBE_S)
+        if (busy_seconds(cpus) - before) / (IDLE_PROBE_S * len(cpus)) <= IDLE_BUSY_MAX:
+            return time.monotonic() - started
+        if time.monotonic() - started >= limit_s:
+            return None
+
+
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def sample(pid):
+    utime, stime = cpu_ticks(pid)
+    return {"utime_s": utime / TICKS, "stime_s": stime / TICKS, "vcs": voluntary_switches(pid),
+            "busy_s": busy_seconds({"cpu" + SERVER_CPU, "cpu" + LOADGEN_CPU}), "wall_s": time.monotonic()}
+
+
+def server_command(server, peers_dir):
+    if server == "engine" or server in ENGINE_VARIANTS:
+        return [ENGINE, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--cores", "1"] + ENGINE_VARIANTS.get(server, [])
+    return [os.path.join(peers_dir, f"peer-{server}"), "--listen", "127.0.0.1:0"]
+
+
+def start_server(server, peers_dir):
+    args = ["taskset", "-c", SERVER_CPU] + server_command(server, peers_dir)
+    env = dict(os.environ, RUST_LOG="warn")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    line = proc.stdout.readline()  # engine: "engine ready listen=.. admin=..", peers: "ready listen=.."
+    fields = dict(word.split("=", 1) for word in line.split() if "=" in word)
+    if "ready" not in line.split() or "listen" not in fields:
+        stop_server(proc)
+        sys.exit(f"{server} did not start: {line!r}")
+    return proc, fields["listen"]
+
+
+def stop_server(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def loadgen_command(scenario, args, listen, report):
+    flags, _ = SCENARIOS[scenario]
+    command = ["taskset", "-c", LOADGEN_CPU, LOADGEN, "--target", listen, "--quiet", "--json", report] + flags
+    if scenario == "churn":
+        return command + ["--total", str(args.total)]
+    return command + ["--duration", args.duration]
+
+
+def run_once(server, scenario, args, tmp):
+    idle_wait_s = wait_for_idle(args.idle_wait)
+    proc, listen = start_server(server, args.peers_dir)
+    report = os.path.join(tmp, "report.json")
+    if os.path.exists(report):
+        os.remove(report)
+    try:
+        before = sample(proc.pid)
+        client_before_s = children_cpu_seconds()  # the loadgen is the only child reaped meanwhile
+        done = subprocess.run(loadgen_command(scenario, args, listen, report), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, timeout=LOADGEN_TIMEOUT_S)
+        client_s = children_cpu_seconds() - client_before_s
+        after = sample(proc.pid)
+    finally:
+        stop_server(proc)
+    run = {"server": server, "scenario": scenario, "idle_wait_s": idle_wait_s, "loadgen_exit": done.returncode,
+           "loadgen_stderr": done.stderr.strip()[-2000:]}
+    if not os.path.exists(report):
+        return dict(run, ok=False)
+    with open(report) as f:
+        data = json.load(f)
+    check = data["verification"]
+    user_s = after["utime_s"] - before["utime_s"]
+    sys_s = after["stime_s"] - before["stime_s"]
+    units = data["connections"]["opened"] if SCENARIOS[scenario][1] == "conn" else data["replies"]
+    units = max(units, 1)
+    cpu_s = user_s + sys_s
+    wall_s = after["wall_s"] - before["wall_s"]
+    # Busy time of both CPUs not spent by the server or the loadgen: other processes on the
+    # machine (and unattributed interrupts). Interleaving spreads it, this shows how much there was.
+    other_s = after["busy_s"] - before["busy_s"] - cpu_s - client_s
+    return dict(
+        run,
+        ok=done.returncode == 0 and check["lost_replies"] == 0 and check["corrupt_replies"] == 0,
+        replies=data["replies"],
+        connections=data["connections"]["opened"],
+        duration_s=data["duration_s"],
+        rate=units / max(data["duration_s"], 1e-9),
+        p50_us=data["latency_us"]["p50"],
+        p99_us=data["latency_us"]["p99"],
+        p999_us=data["latency_us"]["p999"],
+        server_user_s=user_s,
+        server_sys_s=sys_s,
+        cpu_us_per_unit=cpu_s * 1e6 / units,
+        user_share=user_s / cpu_s if cpu_s > 0 else 0.0,
+        vcs_per_1k=(after["vcs"] - before["vcs"]) * 1000 / units,
+        client_cpu_percent=data.get("client_cpu_percent"),
+        other_cpu_percent=max(other_s, 0.0) * 100 / wall_s,
+        loadgen_process_cpu_s=client_s,
+        lost_replies=check["lost_replies"],
+        corrupt_replies=check["corrupt_replies"],
+        errors=data["errors"],
+    )
+
+
+def summary(values):
+    return statistics.median(values), min(values), max(values)
+
+
+def cell(values, digits):
+    m, lo, hi = summary(values)
+    return f"{m:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})"
+
+
+def median(runs, key):
+    return statistics.median(r[key] for r in runs)
+
+
+def machine():
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "kernel": os.uname().release, "cpu_model": model,
+            "cpus_online": os.cpu_count(), "commit": commit or "unknown", "runtimes": runtime_versions()}
+
+
+def runtime_versions():
+    lock = os.path.join(PEERS, "Cargo.lock")
+    if not os.path.exists(lock):
+        return {}
+    with open(lock) as f:
+        text = f.read()
+    found = re.findall(r'name = "(tokio|tokio-uring|monoio|compio)"\nversion = "([^"]+)"', text)
+    return dict(found)
+
+
+def scenario_table(scenario, results, servers, args, out):
+    unit = SCENARIOS[scenario][1]
+    flags = " ".join(SCENARIOS[scenario][0] + (["--total", str(args.total)] if scenario == "churn" else ["--duration", args.duration]))
+    out(f"\n== {scenario}: loadgen {flags}")
+    rate_name = "conns/s" if unit == "conn" else "replies/s"
+    out(f"{'server':12} {rate_name + ' median (min-max)':30} {'p50 us':18} {'p99 us':18} {'p99.9 us':20} "
+        f"{'CPU us/' + unit:20} {'user %':16} {'vol cs/1k ' + ('conns' if unit == 'conn' else 'replies'):20} "
+        f"{'client CPU%':>11} {'other CPU%':>15} {'bad':>4}")
+    medians = {}
+    for server in servers:
+        runs = [r for r in results if r["server"] == server and r["scenario"] == scenario and r["ok"]]
+        bad = sum(1 for r in results if r["server"] == server and r["scenario"] == scenario and not r["ok"])
+        if not runs:
+            out(f"{server:12} no successful run ({bad} failed)")
+            continue
+        medians[server] = {key: median(runs, key) for key in ("rate", "cpu_us_per_unit", "user_share")}
+        out(f"{server:12} {cell([r['rate'] for r in runs], 0):30} {cell([r['p50_us'] for r in runs], 0):18} "
+            f"{cell([r['p99_us'] for r in runs], 0):18} {cell([r['p999_us'] for r in runs], 0):20} "
+            f"{cell([r['cpu_us_per_unit'] for r in runs], 3):20} {cell([100 * r['user_share'] for r in runs], 0):16} "
+            f"{cell([r['vcs_per_1k'] for r in runs], 1):20} {median(runs, 'client_cpu_percent'):11.0f} "
+            f"{median(runs, 'other_cpu_percent'):6.0f} (max {max(r['other_cpu_percent'] for r in runs):3.0f}) {bad:4}")
+    peers = {s: m for s, m in medians.items() if not is_engine(s)}
+    for name in [s for s in medians if is_engine(s)] if peers else []:
+        engine = medians[name]
+        fastest = max(peers, key=lambda s: peers[s]["rate"])
+        cheapest = min(peers, key=lambda s: peers[s]["cpu_us_per_unit"])
+        out(f"{name} / best peer: {rate_name} {engine['rate'] / peers[fastest]['rate']:.2f}x (best: {fastest}), "
+            f"CPU us/{unit} {engine['cpu_us_per_unit'] / peers[cheapest]['cpu_us_per_unit']:.2f}x (best: {cheapest})")
+    return medians
+
+
+def is_engine(server):
+    return server == "engine" or server in ENGINE_VARIANTS
+
+
+def goals(all_medians, out):
+    out("\n== issue 4 goals (medians)")
+
+    def verdict(ok):
+        return "MET" if ok else "MISSED"
+
+    for scenario in FIXED_RATE:
+        medians = all_medians.get(scenario, {})
+        peers = {s: m for s, m in medians.items() if not is_engine(s)}
+        if "engine" not in medians or not peers:
+            out(f"CPU us/reply <= {CPU_RATIO_GOAL}x best peer at {scenario}: not measured")
+            continue
+        best = min(peers, key=lambda s: peers[s]["cpu_us_per_unit"])
+        ratio = medians["engine"]["cpu_us_per_unit"] / peers[best]["cpu_us_per_unit"]
+        out(f"CPU us/reply <= {CPU_RATIO_GOAL}x best peer at {scenario}: engine {medians['engine']['cpu_us_per_unit']:.3f}, "
+            f"{best} {peers[best]['cpu_us_per_unit']:.3f} -> {ratio:.2f}x  {verdict(ratio <= CPU_RATIO_GOAL)}")
+    medians = all_medians.get("pipelined", {})
+    peers = {s: m for s, m in medians.items() if not is_engine(s)}
+    if "engine" in medians and peers:
+        best = max(peers, key=lambda s: peers[s]["rate"])
+        engine = medians["engine"]
+        out(f"pipelined throughput >= best peer median: engine {engine['rate']:.0f}, {best} {peers[best]['rate']:.0f} "
+            f"-> {engine['rate'] / peers[best]['rate']:.2f}x  {verdict(engine['rate'] >= peers[best]['rate'])}")
+    else:
+        out("pipelined throughput >= best peer median: not measured")
+    if "engine" in medians:
+        share = medians["engine"]["user_share"]
+        out(f"server user time <= {USER_SHARE_GOAL:.0%} of server CPU on pipelined: engine {share:.1%}  "
+            f"{verdict(share <= USER_SHARE_GOAL)}")
+    else:
+        out(f"server user time <= {USER_SHARE_GOAL:.0%} of server CPU on pipelined: not measured")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5, help="repetitions of every (scenario, server)")
+    parser.add_argument("--duration", default="3s", help="length of each closed/open-loop run")
+    parser.add_argument("--total", type=int, default=10000, help="connections per churn run")
+    parser.add_argument("--scenario", default="all", help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated subset of servers")
+    parser.add_argument("--idle-wait", type=float, default=20, help="most seconds to wait for idle CPUs before a run")
+    parser.add_argument("--peers-dir", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(PEERS, "target")), "release"),
+                        help="where the peer-* binaries are (default: $CARGO_TARGET_DIR/release)")
+    parser.add_argument("--out", default=os.path.join(RESULTS, time.strftime("%Y-%m-%d") + "-compare"),
+                        help="writes OUT.json (raw runs) and OUT.txt (this report)")
+    args = parser.parse_args()
+    scenarios = list(SCENARIOS) if args.scenario == "all" else args.scenario.split(",")
+    servers = args.servers.split(",")
+    for name in scenarios:
+        if name not in SCENARIOS:
+            sys.exit(f"unknown scenario {name!r}: one of {', '.join(SCENARIOS)}")
+    for binary in (ENGINE, LOADGEN):
+        if not os.path.exists(binary):
+            sys.exit(f"{binary} is missing: run `cargo build --release -p engine -p loadgen` first")
+    for server in list(servers):
+        binary = server_command(server, args.peers_dir)[0]
+        if server not in SERVERS and server not in ENGINE_VARIANTS or not os.path.exists(binary):
+            print(f"skipping {server}: {binary} is missing (build benches/peers, or see --peers-dir)", file=sys.stderr)
+            servers.remove(server)
+    info = machine()
+    results = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in range(args.runs):
+            for scenario in scenarios:
+                for server in servers:
+                    results.append(run_once(server, scenario, args, tmp))
+                    r = results[-1]
+                    status = "ok" if r["ok"] else f"FAILED (exit {r['loadgen_exit']}: {r['loadgen_stderr'][-200:]})"
+                    rate = f"{r['rate']:.0f}/s" if "rate" in r else "-"
+                    print(f"run {run + 1}/{args.runs} {scenario:10} {server:12} {rate:>12} {status}", file=sys.stderr)
+    lines = []
+
+    def out(text):
+        print(text)
+        lines.append(text)
+
+    out(f"engine vs peers, {args.runs} interleaved runs of {args.duration} (churn: {args.total} connections), "
+        f"{info['date']}, kernel {info['kernel']}, CPU {info['cpu_model']} ({info['cpus_online']} online), "
+        f"commit {info['commit']}")
+    out(f"servers pinned to CPU {SERVER_CPU}, loadgen to CPU {LOADGEN_CPU}; peers: "
+        + ", ".join(f"{name} {version}" for name, version in sorted(info["runtimes"].items()))
+        + f"; total {time.monotonic() - started:.0f} s")
+    out("cells: median (min-max) over runs; CPU = utime+stime of the server process (clock ticks of "
+        f"{1000 / TICKS:.0f} ms); bad = runs with a loadgen error or a lost/corrupt reply (left out)")
+    out("client CPU% = the loadgen's own CPU (100 = CPU 1 saturated: then the client, not the server, "
+        "limits throughput); other CPU% = busy time of CPUs 0-1 used by neither, per wall time (median, max)")
+    waits = [r["idle_wait_s"] for r in results]
+    out(f"runs started on a busy machine (CPUs 0-1 still over {IDLE_BUSY_MAX:.0%} busy after --idle-wait {args.idle_wait:.0f}s): "
+        f"{sum(w is None for w in waits)} of {len(waits)}")
+    all_medians = {scenario: scenario_table(scenario, results, servers, args, out) for scenario in scenarios}
+    goals(all_medians, out)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out + ".json", "w") as f:
+        json.dump({"machine": info, "args": vars(args), "scenarios": {s: SCENARIOS[s][0] for s in scenarios},
+                   "runs": results}, f, indent=1)
+    with open(args.out + ".txt", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"\nwrote {args.out}.json and {args.out}.txt", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
