@@ -7,6 +7,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::classify::{Cause, Rearm};
+use crate::sys::socket;
 
 /// A counter written by one thread and read by others.
 #[derive(Debug, Default)]
@@ -36,13 +37,13 @@ impl Counter {
 }
 
 /// The accept errnos given their own label; the rest count as "other".
-pub const ACCEPT_ERRNOS: [(i32, &str); 6] = [
-    (libc::EMFILE, "EMFILE"),
-    (libc::ENFILE, "ENFILE"),
-    (libc::ENOBUFS, "ENOBUFS"),
-    (libc::ENOMEM, "ENOMEM"),
-    (libc::ECONNABORTED, "ECONNABORTED"),
-    (libc::EPERM, "EPERM"),
+pub const ACCEPT_ERRNOS: [i32; 6] = [
+    libc::EMFILE,
+    libc::ENFILE,
+    libc::ENOBUFS,
+    libc::ENOMEM,
+    libc::ECONNABORTED,
+    libc::EPERM,
 ];
 const ACCEPT_ERROR_LABELS: usize = ACCEPT_ERRNOS.len() + 1;
 
@@ -73,7 +74,7 @@ impl CoreMetrics {
     pub fn count_accept_error(&self, errno: i32) {
         let slot = ACCEPT_ERRNOS
             .iter()
-            .position(|&(e, _)| e == errno)
+            .position(|&e| e == errno)
             .unwrap_or(ACCEPT_ERRNOS.len());
         self.accept_errors[slot].add(1);
     }
@@ -159,7 +160,7 @@ pub fn render(cores: &[CoreMetrics], log_lines_dropped: u64) -> String {
     );
     let accept_errors: Vec<(String, u64)> = ACCEPT_ERRNOS
         .iter()
-        .map(|&(_, name)| name)
+        .map(|&errno| socket::errno_name(errno))
         .chain(std::iter::once("other"))
         .enumerate()
         .map(|(slot, name)| {
@@ -187,6 +188,13 @@ pub fn render(cores: &[CoreMetrics], log_lines_dropped: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_accept_errno_has_its_own_label() {
+        for errno in ACCEPT_ERRNOS {
+            assert_ne!(socket::errno_name(errno), "other", "errno {errno}");
+        }
+    }
 
     #[test]
     fn renders_sums_over_cores() {
