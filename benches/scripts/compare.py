@@ -34,10 +34,21 @@ ENGINE = os.path.join(ROOT, "target", "release", "engine")
 LOADGEN = os.path.join(ROOT, "target", "release", "loadgen")
 PEERS = os.path.join(ROOT, "benches", "peers")
 RESULTS = os.path.join(ROOT, "benches", "results")
-SERVERS = ["engine", "tokio", "tokio-uring", "monoio", "compio"]
-# Engine variants that can be named in --servers next to the defaults (interleaved like the rest).
-ENGINE_VARIANTS = {"engine-batch": ["--batch-wait", "50us"]}
+PEER_SERVERS = ["tokio", "tokio-uring", "monoio", "compio"]
+# The engine against itself: variant -> (its flags, the scenarios it runs in). Interleaved with
+# the rest. The plain "engine" runs with the defaults (--classify log, no close-log file).
+CLOSE_LOG = os.path.join(tempfile.gettempdir(), "compare-close-log.jsonl")
+ENGINE_VARIANTS = {
+    "engine-batch": (["--batch-wait", "50us"], ["fixed-20k", "fixed-40k", "fixed-peak", "fixed-4k"]),
+    "engine-off": (["--classify", "off"], ["pipelined", "fixed-40k", "churn"]),
+    "engine-count": (["--classify", "count"], ["pipelined", "fixed-40k", "churn"]),
+    "engine-closelog": (["--classify", "log", "--close-log", CLOSE_LOG], ["pipelined", "fixed-40k", "churn"]),
+    "engine-2cores": (["--cores", "2"], ["pingpong", "pipelined", "churn"]),
+}
+SERVERS = ["engine"] + PEER_SERVERS + list(ENGINE_VARIANTS)
 SERVER_CPU = "0"
+# --cores 2 gets both CPUs (it then shares CPU 1 with the loadgen: a 2-core machine has no third).
+SERVER_CPUS = {"engine-2cores": "0,1"}
 LOADGEN_CPU = "1"
 TICKS = os.sysconf("SC_CLK_TCK")
 READY_TIMEOUT_S = 10
@@ -49,6 +60,7 @@ STOP_TIMEOUT_S = 30
 IDLE_BUSY_MAX = 0.10
 IDLE_PROBE_S = 0.5
 
+HELD = 10000  # the machine's hard RLIMIT_NOFILE is 20000: 100k cannot be held here
 # name -> (loadgen flags, unit the rates and costs are counted in). Closed loop unless --rate.
 CONNECTIONS = ["--connections", "64"]
 SCENARIOS = {
@@ -57,13 +69,26 @@ SCENARIOS = {
     "4k": (CONNECTIONS + ["--pipeline", "4", "--payload", "4096"], "reply"),
     "fixed-20k": (CONNECTIONS + ["--rate", "20000", "--pipeline", "16", "--payload", "64"], "reply"),
     "fixed-40k": (CONNECTIONS + ["--rate", "40000", "--pipeline", "16", "--payload", "64"], "reply"),
+    # 80% of the slowest peer's ping-pong peak, measured by a calibration pass before the runs.
+    "fixed-peak": (CONNECTIONS + ["--rate", "CALIBRATED", "--pipeline", "16", "--payload", "64"], "reply"),
+    "fixed-4k": (CONNECTIONS + ["--rate", "20000", "--pipeline", "16", "--payload", "4096"], "reply"),
     "churn": (["--connections", "200", "--requests-per-conn", "4", "--pipeline", "4",
                "--payload", "64", "--close-mix", "fin=1"], "conn"),
+    # Idle connections held after HELLO; the cost is server memory, sampled while they are held.
+    "held": (["--hold", str(HELD)], "held"),
 }
-FIXED_RATE = ["fixed-20k", "fixed-40k"]
+FIXED_RATE = ["fixed-20k", "fixed-40k", "fixed-peak", "fixed-4k"]
+PEAK_SHARE = 0.8
+CALIBRATION_DURATION = "2s"
+HOLD_DURATION_S = 12
+RSS_POLL_S = 0.1
 # The issue's goals.
 CPU_RATIO_GOAL = 0.8
 USER_SHARE_GOAL = 0.15
+THROUGHPUT_COST_GOAL = 0.01
+CPU_COST_GOAL = 0.02
+HELD_GOAL_CONNS = 100_000
+HELD_GOAL_MB = 64
 
 
 def cpu_ticks(pid):
@@ -120,13 +145,15 @@ def sample(pid):
 
 
 def server_command(server, peers_dir):
-    if server == "engine" or server in ENGINE_VARIANTS:
-        return [ENGINE, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--cores", "1"] + ENGINE_VARIANTS.get(server, [])
+    if is_engine(server):
+        flags = ENGINE_VARIANTS.get(server, ([], []))[0]
+        cores = [] if "--cores" in flags else ["--cores", "1"]
+        return [ENGINE, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"] + cores + flags
     return [os.path.join(peers_dir, f"peer-{server}"), "--listen", "127.0.0.1:0"]
 
 
 def start_server(server, peers_dir):
-    args = ["taskset", "-c", SERVER_CPU] + server_command(server, peers_dir)
+    args = ["taskset", "-c", SERVER_CPUS.get(server, SERVER_CPU)] + server_command(server, peers_dir)
     env = dict(os.environ, RUST_LOG="warn")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
     line = proc.stdout.readline()  # engine: "engine ready listen=.. admin=..", peers: "ready listen=.."
@@ -146,12 +173,79 @@ def stop_server(proc):
         proc.wait()
 
 
-def loadgen_command(scenario, args, listen, report):
-    flags, _ = SCENARIOS[scenario]
-    command = ["taskset", "-c", LOADGEN_CPU, LOADGEN, "--target", listen, "--quiet", "--json", report] + flags
+def scenario_flags(scenario, args):
+    flags = [args.peak_rate if flag == "CALIBRATED" else flag for flag in SCENARIOS[scenario][0]]
     if scenario == "churn":
-        return command + ["--total", str(args.total)]
-    return command + ["--duration", args.duration]
+        return flags + ["--total", str(args.total)]
+    if scenario == "held":
+        return flags + ["--duration", f"{HOLD_DURATION_S}s"]
+    return flags + ["--duration", args.duration]
+
+
+def loadgen_command(scenario, args, listen, report):
+    return (["taskset", "-c", LOADGEN_CPU, LOADGEN, "--target", listen, "--quiet", "--json", report]
+            + scenario_flags(scenario, args))
+
+
+def runs_in(server, scenario):
+    return server not in ENGINE_VARIANTS or scenario in ENGINE_VARIANTS[server][1]
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def run_loadgen(command, pid, held):
+    """Runs the loadgen. While it opens `held` connections, samples the server's RSS: the first
+    sample once half of them are open (their descriptors counted in /proc), the largest once all
+    are; returns (exit code, stderr, {"half": kb, "all": kb} or None)."""
+    fds_before, rss = open_fds(pid), {}
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + LOADGEN_TIMEOUT_S
+    while held and proc.poll() is None and time.monotonic() < deadline:
+        opened = open_fds(pid) - fds_before
+        if opened >= held // 2 and "half" not in rss:
+            rss["half"] = rss_kb(pid)
+        if opened >= held:
+            rss["all"] = max(rss.get("all", 0), rss_kb(pid))
+        time.sleep(RSS_POLL_S)
+    peak_kb = rss if "half" in rss and "all" in rss else None
+    try:
+        _, stderr = proc.communicate(timeout=max(deadline - time.monotonic(), 1))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+    return proc.returncode, stderr, peak_kb
+
+
+def calibrate_peak(args, servers):
+    """The fixed-peak rate: PEAK_SHARE of the slowest peer's ping-pong throughput, one short
+    closed-loop run each (the engine's own if no peer runs)."""
+    peers = [s for s in servers if not is_engine(s)] or ["engine"]
+    rates = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "report.json")
+        for server in peers:
+            proc, listen = start_server(server, args.peers_dir)
+            try:
+                command = (["taskset", "-c", LOADGEN_CPU, LOADGEN, "--target", listen, "--quiet", "--json", report]
+                           + SCENARIOS["pingpong"][0] + ["--duration", CALIBRATION_DURATION])
+                subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=LOADGEN_TIMEOUT_S)
+            finally:
+                stop_server(proc)
+            with open(report) as f:
+                data = json.load(f)
+            rates[server] = data["replies"] / max(data["duration_s"], 1e-9)
+    slowest = min(rates, key=rates.get)
+    rate = int(rates[slowest] * PEAK_SHARE / 1000) * 1000
+    print(f"calibration: ping-pong peaks {', '.join(f'{s} {r:.0f}/s' for s, r in rates.items())}; "
+          f"fixed-peak = {PEAK_SHARE:.0%} of {slowest} = {rate}/s", file=sys.stderr)
+    return str(max(rate, 1000)), rates
 
 
 def run_once(server, scenario, args, tmp):
@@ -162,17 +256,26 @@ def run_once(server, scenario, args, tmp):
         os.remove(report)
     try:
         before = sample(proc.pid)
+        rss_before_kb = rss_kb(proc.pid)
         client_before_s = children_cpu_seconds()  # the loadgen is the only child reaped meanwhile
-        done = subprocess.run(loadgen_command(scenario, args, listen, report), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True, timeout=LOADGEN_TIMEOUT_S)
+        held = HELD if scenario == "held" else 0
+        exit_code, stderr, held_kb = run_loadgen(loadgen_command(scenario, args, listen, report), proc.pid, held)
         client_s = children_cpu_seconds() - client_before_s
         after = sample(proc.pid)
     finally:
         stop_server(proc)
-    run = {"server": server, "scenario": scenario, "idle_wait_s": idle_wait_s, "loadgen_exit": done.returncode,
-           "loadgen_stderr": done.stderr.strip()[-2000:]}
+    run = {"server": server, "scenario": scenario, "idle_wait_s": idle_wait_s, "loadgen_exit": exit_code,
+           "loadgen_stderr": stderr.strip()[-2000:]}
     if not os.path.exists(report):
         return dict(run, ok=False)
+    if held:
+        if exit_code != 0 or held_kb is None:
+            return dict(run, ok=False)
+        # Marginal: the second half of the connections, past one-off costs such as the receive
+        # buffers first touched by HELLOs.
+        return dict(run, ok=True, connections=held, rss_before_kb=rss_before_kb, rss_half_kb=held_kb["half"],
+                    rss_held_kb=held_kb["all"], kb_per_conn=(held_kb["all"] - rss_before_kb) / held,
+                    marginal_kb_per_conn=(held_kb["all"] - held_kb["half"]) / (held - held // 2))
     with open(report) as f:
         data = json.load(f)
     check = data["verification"]
@@ -187,7 +290,7 @@ def run_once(server, scenario, args, tmp):
     other_s = after["busy_s"] - before["busy_s"] - cpu_s - client_s
     return dict(
         run,
-        ok=done.returncode == 0 and check["lost_replies"] == 0 and check["corrupt_replies"] == 0,
+        ok=exit_code == 0 and check["lost_replies"] == 0 and check["corrupt_replies"] == 0,
         replies=data["replies"],
         connections=data["connections"]["opened"],
         duration_s=data["duration_s"],
@@ -244,16 +347,35 @@ def runtime_versions():
     return dict(found)
 
 
+def held_table(results, servers, args, out):
+    out(f"\n== held: loadgen {' '.join(scenario_flags('held', args))}")
+    out(f"{'server':12} {'RSS before MB':>14} {'RSS held MB':>12} {'KB per connection (min-max)':>30} "
+        f"{'marginal KB/conn (2nd half)':>30} {'bad':>4}")
+    medians = {}
+    for server in [s for s in servers if runs_in(s, "held")]:
+        runs = [r for r in results if r["server"] == server and r["scenario"] == "held" and r["ok"]]
+        bad = sum(1 for r in results if r["server"] == server and r["scenario"] == "held" and not r["ok"])
+        if not runs:
+            out(f"{server:12} no successful run ({bad} failed)")
+            continue
+        medians[server] = {key: median(runs, key) for key in ("rss_before_kb", "rss_held_kb", "kb_per_conn",
+                                                                  "marginal_kb_per_conn")}
+        out(f"{server:12} {medians[server]['rss_before_kb'] / 1024:14.1f} {medians[server]['rss_held_kb'] / 1024:12.1f} "
+            f"{cell([r['kb_per_conn'] for r in runs], 2):>30} {cell([r['marginal_kb_per_conn'] for r in runs], 2):>30} {bad:4}")
+    return medians
+
+
 def scenario_table(scenario, results, servers, args, out):
+    if scenario == "held":
+        return held_table(results, servers, args, out)
     unit = SCENARIOS[scenario][1]
-    flags = " ".join(SCENARIOS[scenario][0] + (["--total", str(args.total)] if scenario == "churn" else ["--duration", args.duration]))
-    out(f"\n== {scenario}: loadgen {flags}")
+    out(f"\n== {scenario}: loadgen {' '.join(scenario_flags(scenario, args))}")
     rate_name = "conns/s" if unit == "conn" else "replies/s"
     out(f"{'server':12} {rate_name + ' median (min-max)':30} {'p50 us':18} {'p99 us':18} {'p99.9 us':20} "
         f"{'CPU us/' + unit:20} {'user %':16} {'vol cs/1k ' + ('conns' if unit == 'conn' else 'replies'):20} "
         f"{'client CPU%':>11} {'other CPU%':>15} {'bad':>4}")
     medians = {}
-    for server in servers:
+    for server in [s for s in servers if runs_in(s, scenario)]:
         runs = [r for r in results if r["server"] == server and r["scenario"] == scenario and r["ok"]]
         bad = sum(1 for r in results if r["server"] == server and r["scenario"] == scenario and not r["ok"])
         if not runs:
@@ -285,18 +407,21 @@ def goals(all_medians, out):
     def verdict(ok):
         return "MET" if ok else "MISSED"
 
+    def peers_of(medians):
+        return {s: m for s, m in medians.items() if not is_engine(s)}
+
     for scenario in FIXED_RATE:
         medians = all_medians.get(scenario, {})
-        peers = {s: m for s, m in medians.items() if not is_engine(s)}
+        peers = peers_of(medians)
+        for engine in [s for s in medians if is_engine(s)] if peers else []:
+            best = min(peers, key=lambda s: peers[s]["cpu_us_per_unit"])
+            ratio = medians[engine]["cpu_us_per_unit"] / peers[best]["cpu_us_per_unit"]
+            out(f"CPU us/reply <= {CPU_RATIO_GOAL}x best peer at {scenario}: {engine} {medians[engine]['cpu_us_per_unit']:.3f}, "
+                f"{best} {peers[best]['cpu_us_per_unit']:.3f} -> {ratio:.2f}x  {verdict(ratio <= CPU_RATIO_GOAL)}")
         if "engine" not in medians or not peers:
             out(f"CPU us/reply <= {CPU_RATIO_GOAL}x best peer at {scenario}: not measured")
-            continue
-        best = min(peers, key=lambda s: peers[s]["cpu_us_per_unit"])
-        ratio = medians["engine"]["cpu_us_per_unit"] / peers[best]["cpu_us_per_unit"]
-        out(f"CPU us/reply <= {CPU_RATIO_GOAL}x best peer at {scenario}: engine {medians['engine']['cpu_us_per_unit']:.3f}, "
-            f"{best} {peers[best]['cpu_us_per_unit']:.3f} -> {ratio:.2f}x  {verdict(ratio <= CPU_RATIO_GOAL)}")
     medians = all_medians.get("pipelined", {})
-    peers = {s: m for s, m in medians.items() if not is_engine(s)}
+    peers = peers_of(medians)
     if "engine" in medians and peers:
         best = max(peers, key=lambda s: peers[s]["rate"])
         engine = medians["engine"]
@@ -310,6 +435,31 @@ def goals(all_medians, out):
             f"{verdict(share <= USER_SHARE_GOAL)}")
     else:
         out(f"server user time <= {USER_SHARE_GOAL:.0%} of server CPU on pipelined: not measured")
+    classification_goals(all_medians, out, verdict)
+    held = all_medians.get("held", {}).get("engine")
+    if held:
+        projected_mb = (held["rss_held_kb"] + held["marginal_kb_per_conn"] * (HELD_GOAL_CONNS - HELD)) / 1024
+        out(f"{HELD_GOAL_CONNS} idle connections <= {HELD_GOAL_MB} MB RSS: RSS at {HELD} held + marginal cost x "
+            f"{HELD_GOAL_CONNS - HELD} more = {projected_mb:.1f} MB  {verdict(projected_mb <= HELD_GOAL_MB)} "
+            f"(a projection: this machine's fd limit cannot hold {HELD_GOAL_CONNS})")
+    else:
+        out(f"{HELD_GOAL_CONNS} idle connections <= {HELD_GOAL_MB} MB RSS: not measured")
+
+
+def classification_goals(all_medians, out, verdict):
+    """--classify log (with a close-log file) against --classify off, in the same run."""
+    for scenario, key, limit, better in (("pipelined", "rate", THROUGHPUT_COST_GOAL, "higher"),
+                                         ("churn", "rate", THROUGHPUT_COST_GOAL, "higher"),
+                                         ("fixed-40k", "cpu_us_per_unit", CPU_COST_GOAL, "lower")):
+        medians = all_medians.get(scenario, {})
+        if "engine-closelog" not in medians or "engine-off" not in medians:
+            out(f"classification log vs off at {scenario}: not measured")
+            continue
+        log, off = medians["engine-closelog"][key], medians["engine-off"][key]
+        cost = (off - log) / off if better == "higher" else (log - off) / off
+        what = "throughput" if key == "rate" else "CPU/reply"
+        out(f"classification log vs off at {scenario}: {what} off {off:.3f}, log {log:.3f} -> cost {cost:+.1%} "
+            f"(goal <= {limit:.0%})  {verdict(cost <= limit)}")
 
 
 def main():
@@ -341,10 +491,13 @@ def main():
     info = machine()
     results = []
     started = time.monotonic()
+    args.peak_rate = None
+    if "fixed-peak" in scenarios:
+        args.peak_rate, info["peak_calibration"] = calibrate_peak(args, servers)
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
             for scenario in scenarios:
-                for server in servers:
+                for server in [s for s in servers if runs_in(s, scenario)]:
                     results.append(run_once(server, scenario, args, tmp))
                     r = results[-1]
                     status = "ok" if r["ok"] else f"FAILED (exit {r['loadgen_exit']}: {r['loadgen_stderr'][-200:]})"
@@ -373,7 +526,7 @@ def main():
     goals(all_medians, out)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".json", "w") as f:
-        json.dump({"machine": info, "args": vars(args), "scenarios": {s: SCENARIOS[s][0] for s in scenarios},
+        json.dump({"machine": info, "args": vars(args), "scenarios": {s: scenario_flags(s, args) for s in scenarios},
                    "runs": results}, f, indent=1)
     with open(args.out + ".txt", "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -1,4 +1,5 @@
-//! Shared inputs of the criterion benches: a small deterministic PRNG and realistic mixes.
+//! Shared inputs of the criterion benches (a small deterministic PRNG and realistic mixes), and
+//! the aggregation of compare.py results the `plot` binary draws.
 
 /// xorshift64*: deterministic, so every run measures the same inputs.
 #[derive(Debug, Clone)]
@@ -21,3 +22,5 @@ impl Rng {
         self.next_u64() % bound
     }
 }
+
+pub mod results;

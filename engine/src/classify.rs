@@ -125,9 +125,7 @@ pub struct FinalRecv {
 /// class of evidence: no unpredictable branch on a mix of closes (a test checks that both agree).
 #[inline]
 pub fn classify(input: FinalRecv) -> Verdict {
-    let send = input
-        .send_errno
-        .map_or(SEND_NONE, |errno| SEND_CLASS[errno_index(errno)] as usize);
+    let send = SEND_CLASS[send_index(input.send_errno)] as usize;
     let res = res_class(input.res, input.partial_bytes);
     VERDICTS[input.intent as usize][send][res]
 }
@@ -192,22 +190,33 @@ const SEND_OTHER_ERRNO: u8 = 4;
 /// errno values above this share the class of an unexpected errno.
 const ERRNO_INDEX_MAX: usize = 255;
 
-/// The res class of each errno (index 0 stands for res == 0).
-const ERRNO_CLASS: [u8; ERRNO_INDEX_MAX + 1] = {
-    let mut table = [RES_OTHER_ERRNO; ERRNO_INDEX_MAX + 1];
-    table[0] = RES_FIN as u8;
-    table[libc::ENOBUFS as usize] = 3;
-    table[libc::ECANCELED as usize] = 4;
-    table[libc::ECONNRESET as usize] = 5;
-    table[libc::EPIPE as usize] = 5;
-    table[libc::ETIMEDOUT as usize] = 6;
-    table[libc::ECONNABORTED as usize] = 7;
+/// The res class by (errno + 1) * 2 + (a partial frame is buffered): errno + 1 is 0 for
+/// res > 0 and 1 for res == 0, the only res where a partial frame changes the class.
+const RES_CLASS: [u8; (ERRNO_INDEX_MAX + 2) * 2] = {
+    let mut by_errno = [RES_OTHER_ERRNO; ERRNO_INDEX_MAX + 2];
+    by_errno[0] = RES_DATA as u8;
+    by_errno[1] = RES_FIN as u8;
+    by_errno[libc::ENOBUFS as usize + 1] = 3;
+    by_errno[libc::ECANCELED as usize + 1] = 4;
+    by_errno[libc::ECONNRESET as usize + 1] = 5;
+    by_errno[libc::EPIPE as usize + 1] = 5;
+    by_errno[libc::ETIMEDOUT as usize + 1] = 6;
+    by_errno[libc::ECONNABORTED as usize + 1] = 7;
+    let mut table = [0; (ERRNO_INDEX_MAX + 2) * 2];
+    let mut i = 0;
+    while i < by_errno.len() {
+        table[2 * i] = by_errno[i];
+        table[2 * i + 1] = by_errno[i];
+        i += 1;
+    }
+    table[3] = RES_FIN as u8 + 1; // res == 0 with a partial frame
     table
 };
 
-/// The send class of each errno.
+/// The send class of each errno; index 0 stands for no send error.
 const SEND_CLASS: [u8; ERRNO_INDEX_MAX + 1] = {
     let mut table = [SEND_OTHER_ERRNO; ERRNO_INDEX_MAX + 1];
+    table[0] = SEND_NONE as u8;
     table[libc::ECONNRESET as usize] = 1;
     table[libc::EPIPE as usize] = 1;
     table[libc::ETIMEDOUT as usize] = 2;
@@ -215,19 +224,18 @@ const SEND_CLASS: [u8; ERRNO_INDEX_MAX + 1] = {
     table
 };
 
-fn errno_index(errno: i32) -> usize {
-    errno.clamp(0, ERRNO_INDEX_MAX as i32) as usize
+/// Index into SEND_CLASS: 0 for none, an errno otherwise (an impossible errno ≤ 0 counts as an
+/// unexpected one). Written to compile to selects, not branches.
+fn send_index(send_errno: Option<i32>) -> usize {
+    let errno = send_errno.unwrap_or(0).clamp(1, ERRNO_INDEX_MAX as i32) as usize;
+    errno * usize::from(send_errno.is_some())
 }
 
 fn res_class(res: i32, partial_bytes: usize) -> usize {
-    // res == 0 → errno index 0 → RES_FIN, plus one with a partial frame; res > 0 → RES_DATA.
-    let errno_class = ERRNO_CLASS[errno_index(res.saturating_neg())] as usize;
-    let fin_partial = usize::from(res == 0 && partial_bytes > 0);
-    if res > 0 {
-        RES_DATA
-    } else {
-        errno_class + fin_partial
-    }
+    // -res widened (i32::MIN has no i32 negation) and clamped to -1..=255, then shifted by one:
+    // res > 0 lands on 0, res == 0 on 1, -errno on errno + 1; the low bit says "partial frame".
+    let index = (-i64::from(res)).clamp(-1, ERRNO_INDEX_MAX as i64) + 1;
+    RES_CLASS[(index as usize) << 1 | usize::from(partial_bytes > 0)] as usize
 }
 
 /// Every verdict, indexed by intent, send class and res class.
