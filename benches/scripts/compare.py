@@ -8,6 +8,10 @@ drift hits every server alike. Per server it reports the median and min-max of t
 p50/p99/p99.9 latency, server CPU us per reply (utime+stime of the server process from /proc),
 the user share of that CPU, and voluntary context switches per 1,000 replies (summed over
 /proc/PID/task/*), then the engine / best-peer ratios and the issue's goals as MET or MISSED.
+Fixed-rate scenarios include 80% of the slowest peer's ping-pong peak (calibrated by one short
+run of each peer first) and 4 KiB frames; "held" holds 10,000 idle connections and reports the
+server's RSS per connection. Engine variants (--batch-wait, --classify off|count, a close-log
+file, --cores 2) run next to the plain engine in the scenarios where they matter.
 The raw runs go to benches/results/<date>-compare.json and the printed report to
 benches/results/<date>-compare.txt. Usage:
 
@@ -382,6 +386,8 @@ def scenario_table(scenario, results, servers, args, out):
             out(f"{server:12} no successful run ({bad} failed)")
             continue
         medians[server] = {key: median(runs, key) for key in ("rate", "cpu_us_per_unit", "user_share")}
+        medians[server]["ranges"] = {key: (min(r[key] for r in runs), max(r[key] for r in runs))
+                                     for key in ("rate", "cpu_us_per_unit")}
         out(f"{server:12} {cell([r['rate'] for r in runs], 0):30} {cell([r['p50_us'] for r in runs], 0):18} "
             f"{cell([r['p99_us'] for r in runs], 0):18} {cell([r['p999_us'] for r in runs], 0):20} "
             f"{cell([r['cpu_us_per_unit'] for r in runs], 3):20} {cell([100 * r['user_share'] for r in runs], 0):16} "
@@ -458,8 +464,10 @@ def classification_goals(all_medians, out, verdict):
         log, off = medians["engine-closelog"][key], medians["engine-off"][key]
         cost = (off - log) / off if better == "higher" else (log - off) / off
         what = "throughput" if key == "rate" else "CPU/reply"
+        (log_lo, log_hi), (off_lo, off_hi) = medians["engine-closelog"]["ranges"][key], medians["engine-off"]["ranges"][key]
+        noise = "; min-max ranges overlap: not distinguishable from noise" if log_lo <= off_hi and off_lo <= log_hi else ""
         out(f"classification log vs off at {scenario}: {what} off {off:.3f}, log {log:.3f} -> cost {cost:+.1%} "
-            f"(goal <= {limit:.0%})  {verdict(cost <= limit)}")
+            f"(goal <= {limit:.0%})  {verdict(cost <= limit)}{noise}")
 
 
 def main():
@@ -474,7 +482,11 @@ def main():
                         help="where the peer-* binaries are (default: $CARGO_TARGET_DIR/release)")
     parser.add_argument("--out", default=os.path.join(RESULTS, time.strftime("%Y-%m-%d") + "-compare"),
                         help="writes OUT.json (raw runs) and OUT.txt (this report)")
+    parser.add_argument("--report", metavar="JSON", help="no runs: print the report of a saved OUT.json again "
+                        "(and rewrite its OUT.txt)")
     args = parser.parse_args()
+    if args.report:
+        return report_again(args.report)
     scenarios = list(SCENARIOS) if args.scenario == "all" else args.scenario.split(",")
     servers = args.servers.split(",")
     for name in scenarios:
@@ -503,6 +515,34 @@ def main():
                     status = "ok" if r["ok"] else f"FAILED (exit {r['loadgen_exit']}: {r['loadgen_stderr'][-200:]})"
                     rate = f"{r['rate']:.0f}/s" if "rate" in r else "-"
                     print(f"run {run + 1}/{args.runs} {scenario:10} {server:12} {rate:>12} {status}", file=sys.stderr)
+    info["total_s"] = time.monotonic() - started
+    lines = report(info, args, results, scenarios, servers)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out + ".json", "w") as f:
+        json.dump({"machine": info, "args": vars(args), "scenarios": {s: scenario_flags(s, args) for s in scenarios},
+                   "runs": results}, f, indent=1)
+    with open(args.out + ".txt", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"\nwrote {args.out}.json and {args.out}.txt", file=sys.stderr)
+
+
+def report_again(path):
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        args = argparse.Namespace(**data["args"])
+        runs, info, scenarios = data["runs"], data["machine"], list(data["scenarios"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        sys.exit(f"cannot read {path} as a compare.py result: {error}")
+    ran = {r["server"] for r in runs}
+    servers = [s for s in args.servers.split(",") if s in ran]
+    lines = report(info, args, runs, scenarios, servers)
+    with open(os.path.splitext(path)[0] + ".txt", "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def report(info, args, results, scenarios, servers):
+    """Prints the tables and goals; returns the printed lines."""
     lines = []
 
     def out(text):
@@ -514,7 +554,7 @@ def main():
         f"commit {info['commit']}")
     out(f"servers pinned to CPU {SERVER_CPU}, loadgen to CPU {LOADGEN_CPU}; peers: "
         + ", ".join(f"{name} {version}" for name, version in sorted(info["runtimes"].items()))
-        + f"; total {time.monotonic() - started:.0f} s")
+        + (f"; total {info['total_s']:.0f} s" if "total_s" in info else ""))
     out("cells: median (min-max) over runs; CPU = utime+stime of the server process (clock ticks of "
         f"{1000 / TICKS:.0f} ms); bad = runs with a loadgen error or a lost/corrupt reply (left out)")
     out("client CPU% = the loadgen's own CPU (100 = CPU 1 saturated: then the client, not the server, "
@@ -524,13 +564,7 @@ def main():
         f"{sum(w is None for w in waits)} of {len(waits)}")
     all_medians = {scenario: scenario_table(scenario, results, servers, args, out) for scenario in scenarios}
     goals(all_medians, out)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out + ".json", "w") as f:
-        json.dump({"machine": info, "args": vars(args), "scenarios": {s: scenario_flags(s, args) for s in scenarios},
-                   "runs": results}, f, indent=1)
-    with open(args.out + ".txt", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print(f"\nwrote {args.out}.json and {args.out}.txt", file=sys.stderr)
+    return lines
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ use crate::config::{Args, LogFormat};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// Without RUST_LOG: info, except the per-close events. Formatting one costs a core ~6 µs, about
+/// 15% of a short connection's whole cost (measured in churn), while the close log's JSON is
+/// written by its own thread; `RUST_LOG=info` shows them.
+const DEFAULT_LOG_FILTER: &str = "info,engine::close=warn";
+
 pub fn main() -> ExitCode {
     let args = Args::parse();
     // Lossy: a stalled stderr must never stall the cores. Drops are counted on /metrics; the
@@ -15,7 +20,8 @@ pub fn main() -> ExitCode {
         .lossy(true)
         .finish(std::io::stderr());
     let log_drops = writer.error_counter();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);

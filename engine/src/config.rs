@@ -89,7 +89,8 @@ pub struct Args {
     /// TCP_USER_TIMEOUT for accepted sockets: unacknowledged data this old aborts the connection.
     #[arg(long, value_parser = parse_timeout)]
     pub tcp_user_timeout: Option<Duration>,
-    /// Format of the log lines on stderr (filter them with RUST_LOG, default info).
+    /// Format of the log lines on stderr (filter them with RUST_LOG; default: info without the
+    /// per-close events, which RUST_LOG=info shows).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// After the first completion, gather more for up to this long before handling them: fewer

@@ -5,6 +5,7 @@
 //! engine's own decision, recorded as an intent and carried out by an async cancel) classified
 //! once → replies flushed → fd closed → one close record.
 
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use crate::classify::{classify, Cause, FinalRecv, Intent, Phase, Verdict};
+use crate::classify::{classify, Cause, FinalRecv, Intent, Phase, Rearm, Verdict};
 use crate::config::{ClassifyMode, Settings, BATCH_WANT, CQ_PER_SQ};
 use crate::conn::{Closing, Conn, RecvState, ReplyPool};
 use crate::metrics::CoreMetrics;
@@ -35,6 +36,9 @@ const LINGER_MAX_US: u64 = 2_000_000;
 const LINGER_POLL_US: u64 = 10_000;
 /// After the shutdown bound, how long cancelled sends get to complete before the core exits.
 const SHUTDOWN_GRACE_US: u64 = 1_000_000;
+/// A recv that ended with -ENOBUFS waits in line; the next pass also looks again after this long
+/// even if nothing else completes.
+const STARVED_RETRY_US: u64 = 1_000;
 
 /// What a core needs from the process.
 #[derive(Debug)]
@@ -67,6 +71,10 @@ pub struct Worker {
     deadlines: Deadlines,
     completions: Vec<Completion>,
     flush_list: Vec<(usize, u32)>,
+    /// Connections whose recv ended with -ENOBUFS, (slot, generation) in arrival order. Re-armed
+    /// at most a ring's worth per pass: re-arming thousands at once while the ring is empty only
+    /// fails them all again, a storm of -ENOBUFS that starves everyone.
+    starved: VecDeque<(usize, u32)>,
     pool: ReplyPool,
     listener: Option<OwnedFd>,
     accept_armed: bool,
@@ -114,6 +122,7 @@ impl Worker {
             deadlines: Deadlines::default(),
             completions: Vec::with_capacity((CQ_PER_SQ * sq_entries) as usize),
             flush_list: Vec::new(),
+            starved: VecDeque::new(),
             pool: ReplyPool::default(),
             listener: Some(setup.listener),
             accept_armed: false,
@@ -157,6 +166,7 @@ impl Worker {
             }
             self.completions = completions;
             self.on_timers()?;
+            self.rearm_starved()?;
             self.flush()?;
             self.send_records();
             if self.stop.load(Ordering::Relaxed) && self.drain.is_none() {
@@ -195,10 +205,16 @@ impl Worker {
                 d.exit_at_us
             }
         });
-        let next = [self.deadlines.next_us(), self.accept_retry_us, drain]
-            .into_iter()
-            .flatten()
-            .min()?;
+        let starved = (!self.starved.is_empty()).then_some(self.now_us + STARVED_RETRY_US);
+        let next = [
+            self.deadlines.next_us(),
+            self.accept_retry_us,
+            drain,
+            starved,
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
         let now = self.epoch.elapsed().as_micros() as u64;
         Some(Duration::from_micros(next.saturating_sub(now)))
     }
@@ -308,6 +324,26 @@ impl Worker {
         Ok(())
     }
 
+    /// Re-arms the recvs that ran out of buffers, oldest first, at most as many as the ring has
+    /// buffers. One that closed or got an intent meanwhile was classified without them.
+    fn rearm_starved(&mut self) -> io::Result<()> {
+        for _ in 0..self.starved.len().min(usize::from(self.bufs.count())) {
+            let Some((slot, generation)) = self.starved.pop_front() else {
+                break;
+            };
+            let waiting = self.conns.get(slot).is_some_and(|c| {
+                c.generation == generation
+                    && c.recv == RecvState::Stopped
+                    && c.intent == Intent::None
+                    && c.closing.is_none()
+            });
+            if waiting {
+                self.arm_recv(slot)?;
+            }
+        }
+        Ok(())
+    }
+
     fn cancel_recv(&mut self, slot: usize) -> io::Result<()> {
         let conn = &mut self.conns[slot];
         assert_eq!(conn.recv, RecvState::Armed);
@@ -391,6 +427,11 @@ impl Worker {
             send_errno: conn.send_errno,
         });
         match verdict {
+            Verdict::Rearm(Rearm::Enobufs) => {
+                self.metrics().count_rearm(Rearm::Enobufs);
+                self.starved.push_back((slot, self.conns[slot].generation));
+                Ok(())
+            }
             Verdict::Rearm(reason) => {
                 self.metrics().count_rearm(reason);
                 self.arm_recv(slot)

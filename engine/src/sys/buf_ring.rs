@@ -119,6 +119,11 @@ impl BufRing {
         self.group
     }
 
+    /// How many buffers the ring has.
+    pub fn count(&self) -> u16 {
+        self.count
+    }
+
     pub fn buf_size(&self) -> u32 {
         self.buf_size
     }

@@ -28,11 +28,22 @@ impl Engine {
     /// One core, 200 ms idle and read timeouts, a close log of its own.
     #[track_caller]
     pub fn start() -> Engine {
-        let inner = tests::Engine::start(&["--idle-timeout", "200ms", "--read-timeout", "200ms"]);
+        Engine::start_with(&["--idle-timeout", "200ms", "--read-timeout", "200ms"])
+    }
+
+    /// One core and these engine flags, a close log of its own.
+    #[track_caller]
+    pub fn start_with(args: &[&str]) -> Engine {
+        let inner = tests::Engine::start(args);
         Engine {
             listen: inner.listen.to_string(),
             inner,
         }
+    }
+
+    /// The value of one /metrics sample, e.g. `engine_recv_rearms_total{reason="enobufs"}`.
+    pub fn metric(&self, key: &str) -> f64 {
+        self.inner.metric(key)
     }
 
     pub fn close_log(&self) -> PathBuf {
