@@ -21,7 +21,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 #[derive(Debug, Parser)]
 #[command(about, long_about)]
 struct Args {
-    /// Results JSON written by compare.py, e.g. benches/results/<date>-compare.json.
+    /// Results JSON written by compare.py, e.g. `benches/results/<date>-compare.json`.
     results: PathBuf,
     /// Where to write the SVG [default: RESULTS with the extension .svg].
     #[arg(short, long, value_name = "SVG")]
