@@ -44,6 +44,7 @@ PEER_SERVERS = ["tokio", "tokio-uring", "monoio", "compio"]
 CLOSE_LOG = os.path.join(tempfile.gettempdir(), "compare-close-log.jsonl")
 ENGINE_VARIANTS = {
     "engine-batch": (["--batch-wait", "50us"], ["fixed-20k", "fixed-40k", "fixed-peak", "fixed-4k"]),
+    "engine-batch200": (["--batch-wait", "200us"], ["fixed-20k", "fixed-40k", "fixed-peak", "fixed-4k"]),
     "engine-off": (["--classify", "off"], ["pipelined", "fixed-40k", "churn"]),
     "engine-count": (["--classify", "count"], ["pipelined", "fixed-40k", "churn"]),
     "engine-closelog": (["--classify", "log", "--close-log", CLOSE_LOG], ["pipelined", "fixed-40k", "churn"]),
