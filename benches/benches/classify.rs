@@ -46,6 +46,15 @@ fn bench_classify(c: &mut Criterion) {
             }
         })
     });
+    // What the loop itself costs (load an input, a trivial result through `black_box`), so a
+    // reader can subtract it from the per-call figures above and below.
+    group.bench_function("loop_floor", |b| {
+        b.iter(|| {
+            for input in black_box(inputs.as_slice()) {
+                black_box(input.res as u8 ^ input.intent as u8);
+            }
+        })
+    });
     // The readable rule with its branches, in the same run, for the ratio.
     group.bench_function("realistic_mix_by_rule", |b| {
         b.iter(|| {
