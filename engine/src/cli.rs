@@ -1,6 +1,7 @@
 //! The `engine` command: parse flags, set up logging, run until drained. The binary is a
 //! one-line `main` around [`main`], so integration tests can build the same program.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use crate::config::{Args, LogFormat};
@@ -24,6 +25,8 @@ pub fn main() -> ExitCode {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colour codes only for a terminal, never into a file or a log collector.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(writer);
     match args.log_format {
         LogFormat::Text => subscriber.init(),
