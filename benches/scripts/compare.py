@@ -187,9 +187,8 @@ def scenario_flags(scenario, args):
     return flags + ["--duration", args.duration]
 
 
-def loadgen_command(scenario, args, listen, report):
-    return (["taskset", "-c", LOADGEN_CPU, LOADGEN, "--target", listen, "--quiet", "--json", report]
-            + scenario_flags(scenario, args))
+def loadgen_command(listen, report, flags):
+    return ["taskset", "-c", LOADGEN_CPU, LOADGEN, "--target", listen, "--quiet", "--json", report] + flags
 
 
 def runs_in(server, scenario):
@@ -219,13 +218,13 @@ def run_loadgen(command, pid, held):
         if opened >= held:
             rss["all"] = max(rss.get("all", 0), rss_kb(pid))
         time.sleep(RSS_POLL_S)
-    peak_kb = rss if "half" in rss and "all" in rss else None
+    complete = rss if "half" in rss and "all" in rss else None
     try:
         _, stderr = proc.communicate(timeout=max(deadline - time.monotonic(), 1))
     except subprocess.TimeoutExpired:
         proc.kill()
         _, stderr = proc.communicate()
-    return proc.returncode, stderr, peak_kb
+    return proc.returncode, stderr, complete
 
 
 def calibrate_peak(args, servers):
@@ -238,8 +237,7 @@ def calibrate_peak(args, servers):
         for server in peers:
             proc, listen = start_server(server, args.peers_dir)
             try:
-                command = (["taskset", "-c", LOADGEN_CPU, LOADGEN, "--target", listen, "--quiet", "--json", report]
-                           + SCENARIOS["pingpong"][0] + ["--duration", CALIBRATION_DURATION])
+                command = loadgen_command(listen, report, SCENARIOS["pingpong"][0] + ["--duration", CALIBRATION_DURATION])
                 subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=LOADGEN_TIMEOUT_S)
             finally:
                 stop_server(proc)
@@ -264,7 +262,7 @@ def run_once(server, scenario, args, tmp):
         rss_before_kb = rss_kb(proc.pid)
         client_before_s = children_cpu_seconds()  # the loadgen is the only child reaped meanwhile
         held = HELD if scenario == "held" else 0
-        exit_code, stderr, held_kb = run_loadgen(loadgen_command(scenario, args, listen, report), proc.pid, held)
+        exit_code, stderr, held_rss = run_loadgen(loadgen_command(listen, report, scenario_flags(scenario, args)), proc.pid, held)
         client_s = children_cpu_seconds() - client_before_s
         after = sample(proc.pid)
     finally:
@@ -274,13 +272,13 @@ def run_once(server, scenario, args, tmp):
     if not os.path.exists(report):
         return dict(run, ok=False)
     if held:
-        if exit_code != 0 or held_kb is None:
+        if exit_code != 0 or held_rss is None:
             return dict(run, ok=False)
         # Marginal: the second half of the connections, past one-off costs such as the receive
         # buffers first touched by HELLOs.
-        return dict(run, ok=True, connections=held, rss_before_kb=rss_before_kb, rss_half_kb=held_kb["half"],
-                    rss_held_kb=held_kb["all"], kb_per_conn=(held_kb["all"] - rss_before_kb) / held,
-                    marginal_kb_per_conn=(held_kb["all"] - held_kb["half"]) / (held - held // 2))
+        return dict(run, ok=True, connections=held, rss_before_kb=rss_before_kb, rss_half_kb=held_rss["half"],
+                    rss_held_kb=held_rss["all"], kb_per_conn=(held_rss["all"] - rss_before_kb) / held,
+                    marginal_kb_per_conn=(held_rss["all"] - held_rss["half"]) / (held - held // 2))
     with open(report) as f:
         data = json.load(f)
     check = data["verification"]

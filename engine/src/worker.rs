@@ -427,13 +427,13 @@ impl Worker {
             send_errno: conn.send_errno,
         });
         match verdict {
-            Verdict::Rearm(Rearm::Enobufs) => {
-                self.metrics().count_rearm(Rearm::Enobufs);
-                self.starved.push_back((slot, self.conns[slot].generation));
-                Ok(())
-            }
             Verdict::Rearm(reason) => {
                 self.metrics().count_rearm(reason);
+                if reason == Rearm::Enobufs {
+                    // No buffer now: wait in line (see rearm_starved).
+                    self.starved.push_back((slot, self.conns[slot].generation));
+                    return Ok(());
+                }
                 self.arm_recv(slot)
             }
             Verdict::Paused => self.maybe_resume(slot),
