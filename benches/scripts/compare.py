@@ -33,6 +33,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pairstats  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENGINE = os.path.join(ROOT, "target", "release", "engine")
 LOADGEN = os.path.join(ROOT, "target", "release", "loadgen")
@@ -406,7 +409,7 @@ def is_engine(server):
     return server == "engine" or server in ENGINE_VARIANTS
 
 
-def goals(all_medians, out):
+def goals(all_medians, results, out):
     out("\n== issue 4 goals (medians)")
 
     def verdict(ok):
@@ -440,7 +443,7 @@ def goals(all_medians, out):
             f"{verdict(share <= USER_SHARE_GOAL)}")
     else:
         out(f"server user time <= {USER_SHARE_GOAL:.0%} of server CPU on pipelined: not measured")
-    classification_goals(all_medians, out, verdict)
+    classification_goals(results, out)
     held = all_medians.get("held", {}).get("engine")
     if held:
         projected_mb = (held["rss_held_kb"] + held["marginal_kb_per_conn"] * (HELD_GOAL_CONNS - HELD)) / 1024
@@ -451,22 +454,24 @@ def goals(all_medians, out):
         out(f"{HELD_GOAL_CONNS} idle connections <= {HELD_GOAL_MB} MB RSS: not measured")
 
 
-def classification_goals(all_medians, out, verdict):
-    """--classify log (with a close-log file) against --classify off, in the same run."""
-    for scenario, key, limit, better in (("pipelined", "rate", THROUGHPUT_COST_GOAL, "higher"),
-                                         ("churn", "rate", THROUGHPUT_COST_GOAL, "higher"),
-                                         ("fixed-40k", "cpu_us_per_unit", CPU_COST_GOAL, "lower")):
-        medians = all_medians.get(scenario, {})
-        if "engine-closelog" not in medians or "engine-off" not in medians:
-            out(f"classification log vs off at {scenario}: not measured")
-            continue
-        log, off = medians["engine-closelog"][key], medians["engine-off"][key]
-        cost = (off - log) / off if better == "higher" else (log - off) / off
-        what = "throughput" if key == "rate" else "CPU/reply"
-        (log_lo, log_hi), (off_lo, off_hi) = medians["engine-closelog"]["ranges"][key], medians["engine-off"]["ranges"][key]
-        noise = "; min-max ranges overlap: not distinguishable from noise" if log_lo <= off_hi and off_lo <= log_hi else ""
-        out(f"classification log vs off at {scenario}: {what} off {off:.3f}, log {log:.3f} -> cost {cost:+.1%} "
-            f"(goal <= {limit:.0%})  {verdict(cost <= limit)}{noise}")
+def classification_goals(results, out):
+    """--classify off against the default (log, no file) and log with a close-log file, as paired
+    ratios of the runs of one repetition (see pairstats.py: MET, MISSED or UNRESOLVED)."""
+    for scenario, key, limit, higher in (("pipelined", "rate", THROUGHPUT_COST_GOAL, True),
+                                         ("churn", "rate", THROUGHPUT_COST_GOAL, True),
+                                         ("fixed-40k", "cpu_us_per_unit", CPU_COST_GOAL, False)):
+        what = "throughput" if higher else "CPU/reply"
+        off = runs_by_repetition(results, "engine-off", scenario, key)
+        for variant in ("engine", "engine-closelog"):
+            costs = pairstats.paired_costs(off, runs_by_repetition(results, variant, scenario, key), higher)
+            name = f"classification {variant} vs engine-off at {scenario}, {what}"
+            out(f"{name}: " + (pairstats.verdict(costs, limit)[0] if costs else "not measured"))
+
+
+def runs_by_repetition(results, server, scenario, key):
+    """`key` of each run of (server, scenario) in repetition order, None where the run failed."""
+    runs = [r for r in results if r["server"] == server and r["scenario"] == scenario]
+    return [r[key] if r["ok"] else None for r in runs]
 
 
 def main():
@@ -562,7 +567,7 @@ def report(info, args, results, scenarios, servers):
     out(f"runs started on a busy machine (CPUs 0-1 still over {IDLE_BUSY_MAX:.0%} busy after --idle-wait {args.idle_wait:.0f}s): "
         f"{sum(w is None for w in waits)} of {len(waits)}")
     all_medians = {scenario: scenario_table(scenario, results, servers, args, out) for scenario in scenarios}
-    goals(all_medians, out)
+    goals(all_medians, results, out)
     return lines
 
 

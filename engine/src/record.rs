@@ -14,6 +14,9 @@ use crate::classify::{Cause, Phase};
 
 /// Records a core gathers before handing them to the writer in one message.
 pub const RECORD_BATCH_MAX: usize = 256;
+/// The longest a record waits in its core before the hand-over. Handing over each pass would
+/// wake the writer, and write(2), once per close: that cost 18% of a short connection's CPU.
+pub const RECORD_HOLD_MAX_US: u64 = 20_000;
 /// Batches queued for the writer; a core blocks (no record is dropped) past this bound.
 pub const RECORD_QUEUE_BATCHES_MAX: usize = 256;
 

@@ -18,7 +18,7 @@ use crate::classify::{classify, Cause, FinalRecv, Intent, Phase, Rearm, Verdict}
 use crate::config::{ClassifyMode, Settings, BATCH_WANT, CQ_PER_SQ};
 use crate::conn::{Closing, Conn, RecvState, ReplyPool};
 use crate::metrics::CoreMetrics;
-use crate::record::{CloseLogSender, CloseRecord, RECORD_BATCH_MAX};
+use crate::record::{CloseLogSender, CloseRecord, RECORD_BATCH_MAX, RECORD_HOLD_MAX_US};
 use crate::sys::{socket, Batch, BufRing, Completion, Ring, RingError, RingMode};
 use crate::timers::{Deadlines, Due};
 use crate::token::{Op, Token, GENERATION_MASK};
@@ -89,6 +89,8 @@ pub struct Worker {
     metrics: Arc<[CoreMetrics]>,
     close_log: Option<CloseLogSender>,
     records: Vec<CloseRecord>,
+    /// When the oldest record in `records` must be handed to the writer.
+    records_due_us: Option<u64>,
     drain: Option<Drain>,
     batch: Option<Batch>,
 }
@@ -137,6 +139,7 @@ impl Worker {
             metrics: setup.metrics,
             close_log: setup.close_log,
             records: Vec::with_capacity(RECORD_BATCH_MAX),
+            records_due_us: None,
             drain: None,
             batch,
         })
@@ -168,7 +171,9 @@ impl Worker {
             self.on_timers()?;
             self.rearm_starved()?;
             self.flush()?;
-            self.send_records();
+            if self.records_due_us.is_some_and(|due| self.now_us >= due) {
+                self.send_records();
+            }
             if self.stop.load(Ordering::Relaxed) && self.drain.is_none() {
                 self.begin_drain()?;
             }
@@ -211,6 +216,7 @@ impl Worker {
             self.accept_retry_us,
             drain,
             starved,
+            self.records_due_us,
         ]
         .into_iter()
         .flatten()
@@ -640,6 +646,9 @@ impl Worker {
             };
             record.emit_event();
             if self.close_log.is_some() {
+                if self.records.is_empty() {
+                    self.records_due_us = Some(self.now_us + RECORD_HOLD_MAX_US);
+                }
                 self.records.push(record);
                 if self.records.len() >= RECORD_BATCH_MAX {
                     self.send_records();
@@ -650,6 +659,7 @@ impl Worker {
     }
 
     fn send_records(&mut self) {
+        self.records_due_us = None;
         if let Some(log) = &self.close_log {
             if !self.records.is_empty() {
                 log.send(std::mem::replace(
