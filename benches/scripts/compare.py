@@ -426,6 +426,11 @@ def goals(all_medians, results, out):
             ratio = medians[engine]["cpu_us_per_unit"] / peers[best]["cpu_us_per_unit"]
             out(f"CPU us/reply <= {CPU_RATIO_GOAL}x best peer at {scenario}: {engine} {medians[engine]['cpu_us_per_unit']:.3f}, "
                 f"{best} {peers[best]['cpu_us_per_unit']:.3f} -> {ratio:.2f}x  {verdict(ratio <= CPU_RATIO_GOAL)}")
+            ratios = pairstats.paired_ratios(runs_by_repetition(results, best, scenario, "cpu_us_per_unit"),
+                                             runs_by_repetition(results, engine, scenario, "cpu_us_per_unit"))
+            if ratios:
+                out("    paired: " + pairstats.verdict(ratios, CPU_RATIO_GOAL, "ratio", lambda v: f"{v:.2f}x",
+                                                       lambda v: f"{v}x")[0])
         if "engine" not in medians or not peers:
             out(f"CPU us/reply <= {CPU_RATIO_GOAL}x best peer at {scenario}: not measured")
     medians = all_medians.get("pipelined", {})

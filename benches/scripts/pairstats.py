@@ -45,10 +45,16 @@ def paired_costs(base, other, higher_is_better):
     return costs
 
 
-def verdict(costs, limit):
+def paired_ratios(base, other):
+    """other / base, run by run (None for a failed run, whose pair is dropped)."""
+    return [b / a for a, b in zip(base, other) if a is not None and b is not None and a > 0]
+
+
+def verdict(costs, limit, name="cost", shown=lambda v: f"{v:+.1%}", goal=lambda v: f"{v:.0%}"):
     """(text, median, low, high): MET when the interval's upper end is within the limit, MISSED when
     its lower end is beyond it, otherwise UNRESOLVED (more runs would narrow it), and always
-    UNRESOLVED when there are too few pairs for the interval to reach CONFIDENCE."""
+    UNRESOLVED when there are too few pairs for the interval to reach CONFIDENCE. `shown` and
+    `goal` format the values (default: costs as signed percentages)."""
     low, high, coverage = median_interval(costs)
     middle = statistics.median(costs)
     if coverage < CONFIDENCE:
@@ -59,8 +65,8 @@ def verdict(costs, limit):
         word = "MISSED"
     else:
         word = "UNRESOLVED"
-    text = (f"cost {middle:+.1%}, {coverage:.0%} interval [{low:+.1%}, {high:+.1%}] over {len(costs)} pairs "
-            f"(goal <= {limit:.0%})  {word}")
+    text = (f"{name} {shown(middle)}, {coverage:.0%} interval [{shown(low)}, {shown(high)}] over {len(costs)} "
+            f"pairs (goal <= {goal(limit)})  {word}")
     return text, middle, low, high
 
 
@@ -73,6 +79,9 @@ if __name__ == "__main__":
     assert paired_costs([10, None, 20], [11, 5, 18], higher_is_better=False) == [11 / 10 - 1, 18 / 20 - 1]
     assert paired_costs([10, 20], [9, 21], higher_is_better=True) == [1 - 9 / 10, 1 - 21 / 20]
     assert verdict([0.001] * 8, 0.02)[0].endswith("MET")
+    assert paired_ratios([10, None, 20, 0], [8, 5, 18, 3]) == [0.8, 0.9]
+    assert verdict([0.7] * 6 + [0.9] * 2, 0.8, "ratio", lambda v: f"{v:.2f}x", lambda v: f"{v:.2f}x")[0] \
+        .startswith("ratio 0.70x")
     assert "UNRESOLVED" in verdict([0.001] * 5, 0.02)[0]  # 93.75% < 95%
     assert verdict([0.05] * 8, 0.02)[0].endswith("MISSED")
     assert verdict([-0.05, 0.0, 0.01, 0.03, 0.04, 0.05, 0.06, 0.07], 0.02)[0].endswith("UNRESOLVED")
