@@ -213,10 +213,14 @@ const RES_CLASS: [u8; (ERRNO_INDEX_MAX + 2) * 2] = {
     table
 };
 
-/// The send class of each errno; index 0 stands for no send error.
-const SEND_CLASS: [u8; ERRNO_INDEX_MAX + 1] = {
-    let mut table = [SEND_OTHER_ERRNO; ERRNO_INDEX_MAX + 1];
-    table[0] = SEND_NONE as u8;
+/// Index into SEND_CLASS for no send error: past every errno index.
+const SEND_INDEX_NONE: usize = ERRNO_INDEX_MAX + 2;
+
+/// The send class by errno (0 and anything above ERRNO_INDEX_MAX: unexpected); the last entry
+/// stands for no send error.
+const SEND_CLASS: [u8; SEND_INDEX_NONE + 1] = {
+    let mut table = [SEND_OTHER_ERRNO; SEND_INDEX_NONE + 1];
+    table[SEND_INDEX_NONE] = SEND_NONE as u8;
     table[libc::ECONNRESET as usize] = 1;
     table[libc::EPIPE as usize] = 1;
     table[libc::ETIMEDOUT as usize] = 2;
@@ -224,11 +228,12 @@ const SEND_CLASS: [u8; ERRNO_INDEX_MAX + 1] = {
     table
 };
 
-/// Index into SEND_CLASS: 0 for none, an errno otherwise (an impossible errno ≤ 0 counts as an
-/// unexpected one). Written to compile to selects, not branches.
+/// Index into SEND_CLASS: the errno, capped just past ERRNO_INDEX_MAX (a negative one, impossible,
+/// wraps to a large u32 and is capped too). Written to compile to selects, not branches.
 fn send_index(send_errno: Option<i32>) -> usize {
-    let errno = send_errno.unwrap_or(0).clamp(1, ERRNO_INDEX_MAX as i32) as usize;
-    errno * usize::from(send_errno.is_some())
+    send_errno.map_or(SEND_INDEX_NONE, |errno| {
+        (errno as u32).min(ERRNO_INDEX_MAX as u32 + 1) as usize
+    })
 }
 
 fn res_class(res: i32, partial_bytes: usize) -> usize {
