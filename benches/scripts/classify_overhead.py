@@ -71,16 +71,13 @@ def start_engine(mode, log_path):
 
 
 def load_flags(scenario, args):
-    duration_s = args.duration_s
-    if scenario == "fixed":
+    if scenario in ("fixed", "closed"):
+        rate = ["--rate", str(args.rate)] if scenario == "fixed" else []
         return ["--connections", str(args.connections), "--pipeline", str(args.pipeline), "--payload", "64",
-                "--rate", str(args.rate), "--duration", f"{duration_s}s"]
-    if scenario == "closed":
-        return ["--connections", str(args.connections), "--pipeline", str(args.pipeline), "--payload", "64",
-                "--duration", f"{duration_s}s"]
+                *rate, "--duration", f"{args.duration_s}s"]
     if scenario == "churn-fixed":
         return CHURN + ["--connections", "200", "--connect-rate", str(args.connect_rate),
-                        "--total", str(int(args.connect_rate * duration_s))]
+                        "--total", str(int(args.connect_rate * args.duration_s))]
     return CHURN + ["--connections", "200", "--total", str(args.total)]
 
 

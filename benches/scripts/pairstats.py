@@ -34,20 +34,15 @@ def median_interval(values, confidence=CONFIDENCE):
     return ordered[k - 1], ordered[n - k], coverage
 
 
-def paired_costs(base, other, higher_is_better):
-    """Relative cost of `other` against `base`, run by run (lists in repetition order, None for a
-    failed run, whose pair is dropped): for a rate, how much lower; for a cost, how much higher."""
-    costs = []
-    for a, b in zip(base, other):
-        if a is None or b is None or a <= 0:
-            continue
-        costs.append(1 - b / a if higher_is_better else b / a - 1)
-    return costs
-
-
 def paired_ratios(base, other):
     """other / base, run by run (None for a failed run, whose pair is dropped)."""
     return [b / a for a, b in zip(base, other) if a is not None and b is not None and a > 0]
+
+
+def paired_costs(base, other, higher_is_better):
+    """Relative cost of `other` against `base`, run by run (lists in repetition order, None for a
+    failed run, whose pair is dropped): for a rate, how much lower; for a cost, how much higher."""
+    return [1 - r if higher_is_better else r - 1 for r in paired_ratios(base, other)]
 
 
 def verdict(costs, limit, name="cost", shown=lambda v: f"{v:+.1%}", goal=lambda v: f"{v:.0%}"):
