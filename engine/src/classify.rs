@@ -304,18 +304,6 @@ impl Phase {
             Phase::Flushing => "flushing",
         }
     }
-
-    pub const fn of(partial_bytes: usize, replies_pending: bool) -> Phase {
-        if partial_bytes >= protocol::HEADER_LEN {
-            Phase::Body
-        } else if partial_bytes > 0 {
-            Phase::Header
-        } else if replies_pending {
-            Phase::Flushing
-        } else {
-            Phase::Idle
-        }
-    }
 }
 
 #[cfg(test)]
@@ -407,15 +395,6 @@ mod tests {
                 "INTENTS follows the declaration order"
             );
         }
-    }
-
-    #[test]
-    fn phases() {
-        assert_eq!(Phase::of(0, false), Phase::Idle);
-        assert_eq!(Phase::of(0, true), Phase::Flushing);
-        assert_eq!(Phase::of(1, true), Phase::Header);
-        assert_eq!(Phase::of(2, false), Phase::Header);
-        assert_eq!(Phase::of(3, false), Phase::Body);
     }
 
     #[test]

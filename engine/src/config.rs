@@ -1,10 +1,13 @@
-//! Command line and the validated settings every core shares. Every limit is a named constant.
+//! What an engine is started with ([`Config`], a builder with defaults a user can just run),
+//! its validation, and the settings every core reads. Every limit is a named constant.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use crate::sys::BUF_RING_ENTRIES_MAX;
 
 /// Ring depth (SQ entries) per core: default and bounds (the kernel caps the SQ at 32768).
 pub const RING_ENTRIES_DEFAULT: u32 = 4096;
@@ -14,195 +17,342 @@ pub const RING_ENTRIES_MAX: u32 = 32_768;
 pub const CQ_PER_SQ: u32 = 4;
 /// Provided buffers per core: default and the kernel's cap.
 pub const BUFFERS_DEFAULT: u16 = 1024;
-pub const BUFFERS_MAX: u16 = 1 << 15;
+pub const BUFFERS_MAX: u16 = BUF_RING_ENTRIES_MAX;
 /// Bytes per provided buffer: default and bounds.
 pub const BUFFER_SIZE_DEFAULT: u32 = 16 * 1024;
 pub const BUFFER_SIZE_MIN: u32 = 64;
 pub const BUFFER_SIZE_MAX: u32 = 1024 * 1024;
-/// Connections per core: default and the bound of the user_data index.
-pub const CONNECTIONS_PER_CORE_DEFAULT: u32 = 65_536;
+/// Connections per core: the most the default sizing picks, and the bound of the slot index.
+pub const CONNECTIONS_PER_CORE_DEFAULT_MAX: u32 = 65_536;
 pub const CONNECTIONS_PER_CORE_MAX: u32 = 1 << 22;
-/// Frame payload: default; the wire format caps it at u16::MAX.
-pub const MAX_FRAME_DEFAULT: usize = 16 * 1024;
 /// Reply bytes queued per connection before the engine stops reading from it.
 pub const QUEUED_BYTES_DEFAULT: usize = 256 * 1024;
-/// Cores: the user_data layout and the metrics array bound it.
-pub const CORES_MAX: usize = 256;
-/// Completions a batched wait gathers at most before it returns (see --batch-wait).
+pub const QUEUED_BYTES_MIN: usize = 64 * 1024;
+/// Cores: the metrics array and the user_data layout bound it.
+pub const CORES_MAX: u16 = 256;
+/// Completions a batched wait gathers at most before it returns (see [`Config::batch_wait`]).
 pub const BATCH_WANT: u32 = 64;
-/// The longest --batch-wait accepted: it is added latency.
+/// The longest batch wait accepted: it is added latency.
 pub const BATCH_WAIT_MAX: Duration = Duration::from_millis(1);
-/// The longest timeout accepted on the command line.
+/// Timeouts: the shortest and the longest accepted.
+pub const TIMEOUT_MIN: Duration = Duration::from_millis(1);
 pub const TIMEOUT_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60);
+pub const READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+pub const SHUTDOWN_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// Descriptors kept back from the connection budget for listeners, rings, eventfds, the log and
+/// the admin endpoint.
+pub const FD_RESERVE: u64 = 1024;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+const _: () = assert!(CONNECTIONS_PER_CORE_DEFAULT_MAX <= CONNECTIONS_PER_CORE_MAX);
+const _: () = assert!(BUFFERS_DEFAULT <= BUFFERS_MAX && BUFFERS_DEFAULT.is_power_of_two());
+const _: () = assert!(RING_ENTRIES_DEFAULT.is_power_of_two());
+
+/// What the engine does with each close's classification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClassifyMode {
     /// No close records, no per-cause counters (to measure what classification costs).
     Off,
     /// Per-cause counters only.
     Count,
-    /// Counters, one tracing event per close, and the close log if --close-log is given.
+    /// Counters, one tracing event per close, and the close log if one is configured.
     Log,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
+/// Counts log lines lost because the log writer could not keep up (shown on `/metrics`).
+pub type LogDrops = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// How to run an engine. `Config::default()` listens on 127.0.0.1:7000 with metrics on
+/// 127.0.0.1:7001, one core per CPU the process may use, and the limits below.
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) listen: SocketAddr,
+    pub(crate) admin: Option<SocketAddr>,
+    pub(crate) cores: Option<u16>,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) read_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) tcp_user_timeout: Option<Duration>,
+    pub(crate) close_log: Option<PathBuf>,
+    pub(crate) classify: ClassifyMode,
+    pub(crate) batch_wait: Option<Duration>,
+    pub(crate) ring_entries: u32,
+    pub(crate) buffers: u16,
+    pub(crate) buffer_size: u32,
+    pub(crate) max_connections: Option<u32>,
+    pub(crate) max_queued_bytes: usize,
+    pub(crate) signals: bool,
+    pub(crate) log_drops: Option<LogDrops>,
 }
 
-/// A per-core io_uring TCP server that records why every connection closed.
-///
-/// Serves the length-prefixed frame protocol (ECHO, CLOSE, HELLO) on --listen and Prometheus
-/// metrics on --admin (GET /metrics). Each close is classified (peer_fin, peer_fin_mid_frame,
-/// peer_reset, idle_timeout, read_timeout, local_close, protocol_error, shutdown, tcp_timeout,
-/// aborted, error), logged as a tracing event (target engine::close) and, with --close-log, as
-/// one JSON line. SIGINT/SIGTERM drains: stop accepting, flush replies, close every connection
-/// as `shutdown`, exit 0. Durations take units: 500ms, 30s, 2m.
-#[derive(Debug, Parser)]
-#[command(name = "engine", version, verbatim_doc_comment)]
-pub struct Args {
-    /// Address to serve the frame protocol on (one SO_REUSEPORT listener per core).
-    #[arg(long, default_value = "127.0.0.1:7000")]
-    pub listen: SocketAddr,
-    /// Address of the metrics endpoint (GET /metrics).
-    #[arg(long, default_value = "127.0.0.1:7001")]
-    pub admin: SocketAddr,
-    /// Worker threads, one io_uring each, pinned one per CPU [default: CPUs this process may use].
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=CORES_MAX as i64))]
-    pub cores: Option<u16>,
-    /// Close a connection that sent nothing for this long at a frame boundary (restarts on traffic).
-    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
-    pub idle_timeout: Duration,
-    /// Close a connection whose started frame is not complete this long after its first byte.
-    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
-    pub read_timeout: Duration,
-    /// Largest frame payload accepted, in bytes; longer frames are a protocol error.
-    #[arg(long, default_value_t = MAX_FRAME_DEFAULT, value_parser = parse_max_frame)]
-    pub max_frame: usize,
-    /// Write one JSON line per closed connection to this file (appended; each line within ~20 ms
-    /// of its close, written by a separate thread).
-    #[arg(long, value_name = "PATH")]
-    pub close_log: Option<PathBuf>,
-    /// What to do with each close's classification.
-    #[arg(long, value_enum, default_value_t = ClassifyMode::Log)]
-    pub classify: ClassifyMode,
-    /// TCP_USER_TIMEOUT for accepted sockets: unacknowledged data this old aborts the connection.
-    #[arg(long, value_parser = parse_timeout)]
-    pub tcp_user_timeout: Option<Duration>,
-    /// Format of the log lines on stderr (filter them with RUST_LOG; default: info without the
-    /// per-close events, which RUST_LOG=info shows).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-    /// After the first completion, gather more for up to this long before handling them: fewer
-    /// wake-ups at moderate load for at most this much added latency (e.g. 50us; Linux 6.12+,
-    /// ignored on older kernels). Off by default.
-    #[arg(long, value_parser = parse_batch_wait)]
-    pub batch_wait: Option<Duration>,
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("admin", &self.admin)
+            .field("cores", &self.cores)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("close_log", &self.close_log)
+            .field("classify", &self.classify)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7000)),
+            admin: Some(SocketAddr::from(([127, 0, 0, 1], 7001))),
+            cores: None,
+            idle_timeout: IDLE_TIMEOUT_DEFAULT,
+            read_timeout: READ_TIMEOUT_DEFAULT,
+            shutdown_timeout: SHUTDOWN_TIMEOUT_DEFAULT,
+            tcp_user_timeout: None,
+            close_log: None,
+            classify: ClassifyMode::Log,
+            batch_wait: None,
+            ring_entries: RING_ENTRIES_DEFAULT,
+            buffers: BUFFERS_DEFAULT,
+            buffer_size: BUFFER_SIZE_DEFAULT,
+            max_connections: None,
+            max_queued_bytes: QUEUED_BYTES_DEFAULT,
+            signals: true,
+            log_drops: None,
+        }
+    }
+}
+
+/// Builder methods: each sets one thing and returns the config; [`crate::Server::start`]
+/// validates the whole.
+impl Config {
+    pub fn new() -> Config {
+        Config::default()
+    }
+
+    /// Where to serve (one SO_REUSEPORT listener per core; port 0 picks one).
+    pub fn listen(mut self, addr: SocketAddr) -> Config {
+        self.listen = addr;
+        self
+    }
+
+    /// Where to serve `GET /metrics`; `None`: nowhere.
+    pub fn admin(mut self, addr: Option<SocketAddr>) -> Config {
+        self.admin = addr;
+        self
+    }
+
+    /// Worker threads, one io_uring each, pinned one per CPU (default: the CPUs this process may
+    /// use).
+    pub fn cores(mut self, cores: u16) -> Config {
+        self.cores = Some(cores);
+        self
+    }
+
+    /// Close a connection that sent nothing for this long at a message boundary (traffic
+    /// restarts the timer).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Config {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Close a connection whose started message is not complete this long after its first byte.
+    pub fn read_timeout(mut self, timeout: Duration) -> Config {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// On shutdown, how long to wait for replies to drain before closing anyway.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Config {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// TCP_USER_TIMEOUT on accepted sockets: unacknowledged data this old aborts the connection.
+    pub fn tcp_user_timeout(mut self, timeout: Option<Duration>) -> Config {
+        self.tcp_user_timeout = timeout;
+        self
+    }
+
+    /// Append one JSON line per closed connection to this file.
+    pub fn close_log(mut self, path: Option<PathBuf>) -> Config {
+        self.close_log = path;
+        self
+    }
+
+    pub fn classify(mut self, mode: ClassifyMode) -> Config {
+        self.classify = mode;
+        self
+    }
+
+    /// Gather completions this long before handling them: fewer wake-ups at moderate load for
+    /// at most this much added latency (Linux 6.12+; ignored on older kernels).
+    pub fn batch_wait(mut self, wait: Option<Duration>) -> Config {
+        self.batch_wait = wait;
+        self
+    }
+
     /// io_uring SQ entries per core (a power of two); the CQ gets four times as many.
-    #[arg(long, default_value_t = RING_ENTRIES_DEFAULT, value_parser = parse_ring_entries)]
-    pub ring_entries: u32,
-    /// Provided receive buffers per core (a power of two, at most 32768).
-    #[arg(long, default_value_t = BUFFERS_DEFAULT, value_parser = parse_buffers)]
-    pub buffers: u16,
-    /// Bytes per provided receive buffer.
-    #[arg(long, default_value_t = BUFFER_SIZE_DEFAULT,
-          value_parser = clap::value_parser!(u32).range(BUFFER_SIZE_MIN as i64..=BUFFER_SIZE_MAX as i64))]
-    pub buffer_size: u32,
-    /// Open connections per core; further ones are accepted and closed at once, and counted.
-    #[arg(long, default_value_t = CONNECTIONS_PER_CORE_DEFAULT,
-          value_parser = clap::value_parser!(u32).range(1..=CONNECTIONS_PER_CORE_MAX as i64))]
-    pub max_connections: u32,
+    pub fn ring_entries(mut self, entries: u32) -> Config {
+        self.ring_entries = entries;
+        self
+    }
+
+    /// Provided receive buffers per core (a power of two) and their size in bytes.
+    pub fn buffers(mut self, count: u16, size: u32) -> Config {
+        self.buffers = count;
+        self.buffer_size = size;
+        self
+    }
+
+    /// Open connections per core; further ones are accepted, closed at once and counted.
+    /// Default: what the process's file limit allows, at most 65536.
+    pub fn max_connections(mut self, per_core: u32) -> Config {
+        self.max_connections = Some(per_core);
+        self
+    }
+
     /// Reply bytes queued per connection before the engine stops reading from it.
-    #[arg(long, default_value_t = QUEUED_BYTES_DEFAULT, value_parser = parse_queued_bytes)]
-    pub max_queued_bytes: usize,
-    /// On SIGINT/SIGTERM, how long to wait for replies to drain before closing anyway.
-    #[arg(long, default_value = "5s", value_parser = parse_timeout)]
-    pub shutdown_timeout: Duration,
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Config {
+        self.max_queued_bytes = bytes;
+        self
+    }
+
+    /// Drain on SIGINT/SIGTERM (default on). Off: only a [`crate::ShutdownHandle`] stops it.
+    pub fn handle_signals(mut self, on: bool) -> Config {
+        self.signals = on;
+        self
+    }
+
+    /// Reports log lines dropped by a lossy log writer on `/metrics`.
+    pub fn log_drops(mut self, counter: LogDrops) -> Config {
+        self.log_drops = Some(counter);
+        self
+    }
+
+    /// Checks every value against its bounds.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let timeouts = [
+            ("idle timeout", self.idle_timeout),
+            ("read timeout", self.read_timeout),
+            ("shutdown timeout", self.shutdown_timeout),
+        ];
+        for (what, value) in timeouts {
+            if !(TIMEOUT_MIN..=TIMEOUT_MAX).contains(&value) {
+                return Err(ConfigError::Timeout { what, value });
+            }
+        }
+        if let Some(value) = self.tcp_user_timeout {
+            if !(TIMEOUT_MIN..=TIMEOUT_MAX).contains(&value) {
+                let what = "TCP user timeout";
+                return Err(ConfigError::Timeout { what, value });
+            }
+        }
+        if let Some(wait) = self.batch_wait {
+            if wait.is_zero() || wait > BATCH_WAIT_MAX {
+                return Err(ConfigError::BatchWait { wait });
+            }
+        }
+        if matches!(self.cores, Some(cores) if cores == 0 || cores > CORES_MAX) {
+            return Err(ConfigError::Cores {
+                cores: self.cores.unwrap_or(0),
+            });
+        }
+        let entries = self.ring_entries;
+        if !entries.is_power_of_two() || !(RING_ENTRIES_MIN..=RING_ENTRIES_MAX).contains(&entries) {
+            return Err(ConfigError::RingEntries { entries });
+        }
+        if !self.buffers.is_power_of_two() {
+            return Err(ConfigError::Buffers {
+                count: self.buffers,
+            });
+        }
+        if !(BUFFER_SIZE_MIN..=BUFFER_SIZE_MAX).contains(&self.buffer_size) {
+            return Err(ConfigError::BufferSize {
+                size: self.buffer_size,
+            });
+        }
+        if matches!(self.max_connections, Some(n) if n == 0 || n > CONNECTIONS_PER_CORE_MAX) {
+            return Err(ConfigError::MaxConnections {
+                per_core: self.max_connections.unwrap_or(0),
+            });
+        }
+        if self.max_queued_bytes < QUEUED_BYTES_MIN {
+            return Err(ConfigError::MaxQueuedBytes {
+                bytes: self.max_queued_bytes,
+            });
+        }
+        Ok(())
+    }
 }
 
-fn parse_timeout(text: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text).map_err(|error| error.to_string())?;
-    if duration < Duration::from_millis(1) {
-        return Err("must be at least 1ms".into());
-    }
-    if duration > TIMEOUT_MAX {
-        return Err(format!(
-            "must be at most {}",
-            humantime::format_duration(TIMEOUT_MAX)
-        ));
-    }
-    Ok(duration)
+/// A [`Config`] value out of its bounds. Says which and what the bounds are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    Timeout { what: &'static str, value: Duration },
+    BatchWait { wait: Duration },
+    Cores { cores: u16 },
+    RingEntries { entries: u32 },
+    Buffers { count: u16 },
+    BufferSize { size: u32 },
+    MaxConnections { per_core: u32 },
+    MaxQueuedBytes { bytes: usize },
 }
 
-fn parse_max_frame(text: &str) -> Result<usize, String> {
-    let value: usize = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a byte count"))?;
-    let range = protocol::HELLO_LEN..=protocol::PAYLOAD_LEN_MAX;
-    if !range.contains(&value) {
-        return Err(format!(
-            "must be between {} and {}",
-            range.start(),
-            range.end()
-        ));
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let human = |d: &Duration| humantime::format_duration(*d).to_string();
+        match self {
+            ConfigError::Timeout { what, value } => write!(
+                f,
+                "{what} {} must be between {} and {}",
+                human(value),
+                human(&TIMEOUT_MIN),
+                human(&TIMEOUT_MAX)
+            ),
+            ConfigError::BatchWait { wait } => write!(
+                f,
+                "batch wait {} must be between 1us and {}",
+                human(wait),
+                human(&BATCH_WAIT_MAX)
+            ),
+            ConfigError::Cores { cores } => {
+                write!(f, "cores {cores} must be between 1 and {CORES_MAX}")
+            }
+            ConfigError::RingEntries { entries } => write!(
+                f,
+                "ring entries {entries} must be a power of two between {RING_ENTRIES_MIN} and {RING_ENTRIES_MAX}"
+            ),
+            ConfigError::Buffers { count } => write!(
+                f,
+                "buffers {count} must be a power of two between 1 and {BUFFERS_MAX}"
+            ),
+            ConfigError::BufferSize { size } => write!(
+                f,
+                "buffer size {size} must be between {BUFFER_SIZE_MIN} and {BUFFER_SIZE_MAX} bytes"
+            ),
+            ConfigError::MaxConnections { per_core } => write!(
+                f,
+                "max connections {per_core} per core must be between 1 and {CONNECTIONS_PER_CORE_MAX}"
+            ),
+            ConfigError::MaxQueuedBytes { bytes } => write!(
+                f,
+                "max queued bytes {bytes} must be at least {QUEUED_BYTES_MIN}"
+            ),
+        }
     }
-    Ok(value)
 }
 
-fn parse_buffers(text: &str) -> Result<u16, String> {
-    let value: u32 = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a count"))?;
-    if value == 0 || !value.is_power_of_two() || value > u32::from(BUFFERS_MAX) {
-        return Err(format!(
-            "must be a power of two between 1 and {BUFFERS_MAX}"
-        ));
-    }
-    Ok(value as u16)
-}
-
-fn parse_batch_wait(text: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text).map_err(|error| error.to_string())?;
-    if duration.is_zero() || duration > BATCH_WAIT_MAX {
-        return Err(format!(
-            "must be between 1us and {}",
-            humantime::format_duration(BATCH_WAIT_MAX)
-        ));
-    }
-    Ok(duration)
-}
-
-fn parse_ring_entries(text: &str) -> Result<u32, String> {
-    let value: u32 = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a count"))?;
-    if !value.is_power_of_two() || !(RING_ENTRIES_MIN..=RING_ENTRIES_MAX).contains(&value) {
-        return Err(format!(
-            "must be a power of two between {RING_ENTRIES_MIN} and {RING_ENTRIES_MAX}"
-        ));
-    }
-    Ok(value)
-}
-
-fn parse_queued_bytes(text: &str) -> Result<usize, String> {
-    let value: usize = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a byte count"))?;
-    let min = protocol::encoded_len(protocol::PAYLOAD_LEN_MAX);
-    if value < min {
-        return Err(format!("must be at least {min} (one largest reply)"));
-    }
-    Ok(value)
-}
+impl std::error::Error for ConfigError {}
 
 /// The settings every core reads, in the units the hot path uses.
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub idle_timeout_us: u64,
     pub read_timeout_us: u64,
     pub shutdown_timeout_us: u64,
-    pub max_frame: usize,
     pub classify: ClassifyMode,
     pub ring_entries: u32,
     /// Microseconds a wait gathers completions (0: off).
@@ -211,25 +361,23 @@ pub struct Settings {
     pub buffer_size: u32,
     pub max_connections: u32,
     pub max_queued_bytes: usize,
-    pub tcp_user_timeout: Option<Duration>,
 }
 
 impl Settings {
-    pub fn from_args(args: &Args) -> Settings {
+    /// From a validated config; `max_connections` is the per-core bound already decided.
+    pub fn new(config: &Config, max_connections: u32) -> Settings {
         let us = |d: Duration| u64::try_from(d.as_micros()).expect("bounded by TIMEOUT_MAX");
         Settings {
-            idle_timeout_us: us(args.idle_timeout),
-            read_timeout_us: us(args.read_timeout),
-            shutdown_timeout_us: us(args.shutdown_timeout),
-            max_frame: args.max_frame,
-            classify: args.classify,
-            ring_entries: args.ring_entries,
-            batch_wait_us: args.batch_wait.map_or(0, |d| d.as_micros() as u32),
-            buffers: args.buffers,
-            buffer_size: args.buffer_size,
-            max_connections: args.max_connections,
-            max_queued_bytes: args.max_queued_bytes,
-            tcp_user_timeout: args.tcp_user_timeout,
+            idle_timeout_us: us(config.idle_timeout),
+            read_timeout_us: us(config.read_timeout),
+            shutdown_timeout_us: us(config.shutdown_timeout),
+            classify: config.classify,
+            ring_entries: config.ring_entries,
+            batch_wait_us: config.batch_wait.map_or(0, |d| d.as_micros() as u32),
+            buffers: config.buffers,
+            buffer_size: config.buffer_size,
+            max_connections,
+            max_queued_bytes: config.max_queued_bytes,
         }
     }
 }
@@ -238,51 +386,33 @@ impl Settings {
 mod tests {
     use super::*;
 
-    fn parse(extra: &[&str]) -> Result<Args, clap::Error> {
-        Args::try_parse_from(std::iter::once("engine").chain(extra.iter().copied()))
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
     }
 
     #[test]
-    fn defaults_suit_a_user_who_just_runs_it() {
-        let args = parse(&[]).unwrap();
-        assert_eq!(args.listen, "127.0.0.1:7000".parse().unwrap());
-        assert_eq!(args.idle_timeout, Duration::from_secs(60));
-        assert_eq!(args.read_timeout, Duration::from_secs(10));
-        assert_eq!(args.max_frame, 16384);
-        assert_eq!(args.classify, ClassifyMode::Log);
-    }
-
-    #[test]
-    fn bad_flags_are_errors_not_panics() {
-        for bad in [
-            &["--idle-timeout", "0s"][..],
-            &["--idle-timeout", "soon"],
-            &["--max-frame", "70000"],
-            &["--max-frame", "4"],
-            &["--buffers", "1000"],
-            &["--buffers", "65536"],
-            &["--ring-entries", "4"],
-            &["--batch-wait", "5ms"],
-            &["--batch-wait", "0us"],
-            &["--ring-entries", "100"],
-            &["--buffer-size", "1"],
-            &["--cores", "0"],
-            &["--max-queued-bytes", "10"],
-            &["--classify", "maybe"],
-            &["--listen", "nowhere"],
-        ] {
-            assert!(parse(bad).is_err(), "{bad:?} should be rejected");
+    fn every_bound_is_checked_and_named() {
+        let cases: [(Config, &str); 9] = [
+            (Config::new().idle_timeout(Duration::ZERO), "idle timeout"),
+            (
+                Config::new().read_timeout(Duration::from_secs(8 * 24 * 3600)),
+                "read timeout",
+            ),
+            (
+                Config::new().batch_wait(Some(Duration::from_millis(5))),
+                "batch wait",
+            ),
+            (Config::new().cores(0), "cores 0"),
+            (Config::new().ring_entries(100), "ring entries 100"),
+            (Config::new().buffers(1000, 4096), "buffers 1000"),
+            (Config::new().buffers(8, 1), "buffer size 1"),
+            (Config::new().max_connections(0), "max connections 0"),
+            (Config::new().max_queued_bytes(10), "max queued bytes 10"),
+        ];
+        for (config, needle) in cases {
+            let error = config.validate().expect_err(needle).to_string();
+            assert!(error.contains(needle), "{error:?} should name {needle:?}");
         }
-        let ok = parse(&[
-            "--idle-timeout",
-            "200ms",
-            "--buffers",
-            "4",
-            "--max-frame",
-            "65535",
-        ])
-        .unwrap();
-        assert_eq!(ok.idle_timeout, Duration::from_millis(200));
-        assert_eq!(ok.buffers, 4);
     }
 }

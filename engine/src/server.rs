@@ -1,26 +1,36 @@
-//! Process start-up and shutdown: listeners, cores, admin, close log, signals.
+//! Starting and stopping an engine: listeners, cores, the admin endpoint, the close log,
+//! signals, and what happens when a core fails.
+//!
+//! Failure policy (fail fast): a core that panics closes and records every connection it had
+//! (cause `error`); the other cores drain as on SIGTERM and write their records; then
+//! [`Server::wait`] returns [`RunError::CorePanicked`] and the binary exits 1 with one line. A
+//! core is never restarted: its state is whatever the panic left.
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::config::{Args, Settings};
+use crate::config::{
+    Config, ConfigError, Settings, CONNECTIONS_PER_CORE_DEFAULT_MAX, CORES_MAX, FD_RESERVE,
+};
+use crate::core::{self, CoreExit, CoreSetup};
 use crate::metrics::CoreMetrics;
+use crate::protocol_api::Protocol;
 use crate::record::CloseLog;
 use crate::sys::{socket, RingError, RingMode};
-use crate::worker::{self, WorkerSetup};
 
-/// Why the engine could not start or stopped abnormally. Printed as one line, exit code 1.
+/// Why an engine could not start. Printed as one line.
 #[derive(Debug)]
 pub enum StartError {
+    Config(ConfigError),
     Listen {
         addr: SocketAddr,
         error: io::Error,
@@ -38,15 +48,12 @@ pub enum StartError {
         what: &'static str,
         error: io::Error,
     },
-    Worker {
-        core: u16,
-        error: io::Error,
-    },
 }
 
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            StartError::Config(error) => error.fmt(f),
             StartError::Listen { addr, error } => write!(f, "cannot listen on {addr}: {error}"),
             StartError::Admin { addr, error } => {
                 write!(f, "cannot serve metrics on {addr}: {error}")
@@ -56,211 +63,418 @@ impl fmt::Display for StartError {
             }
             StartError::Ring(error) => error.fmt(f),
             StartError::Io { what, error } => write!(f, "{what}: {error}"),
-            StartError::Worker { core, error } => write!(f, "core {core} failed: {error}"),
         }
     }
 }
 
 impl std::error::Error for StartError {}
 
-enum Event {
-    Signal(i32),
-    Exited { core: u16, result: io::Result<()> },
+impl From<ConfigError> for StartError {
+    fn from(error: ConfigError) -> StartError {
+        StartError::Config(error)
+    }
 }
 
-/// Runs the engine until SIGINT/SIGTERM has drained every core. `log_drops` counts log lines
-/// dropped because stderr could not keep up.
-pub fn run(args: &Args, log_drops: impl Fn() -> u64 + Send + 'static) -> Result<(), StartError> {
-    let settings = Arc::new(Settings::from_args(args));
-    let cpus = socket::allowed_cpus().map_err(|error| StartError::Io {
-        what: "sched_getaffinity",
-        error,
-    })?;
-    let cores = args.cores.map_or(cpus.len().max(1), usize::from);
-    raise_fd_limit(cores as u64 * u64::from(settings.max_connections));
-    let listeners = bind_listeners(args.listen, cores, &settings)?;
-    let listen = socket::local_addr(&listeners[0]).map_err(|error| StartError::Io {
-        what: "getsockname",
-        error,
-    })?;
+/// Why a running engine stopped abnormally. Printed as one line.
+#[derive(Debug)]
+pub enum RunError {
+    /// A core panicked; its connections were recorded as `error`, the others drained.
+    CorePanicked { core: u16, message: String },
+    /// An io_uring call of a core failed; the other cores drained.
+    CoreFailed { core: u16, error: io::Error },
+    /// The close log could not be written.
+    CloseLog(io::Error),
+}
 
-    let metrics: Arc<[CoreMetrics]> = (0..cores).map(|_| CoreMetrics::default()).collect();
-    let admin = crate::admin::serve(args.admin, metrics.clone(), log_drops).map_err(|error| {
-        StartError::Admin {
-            addr: args.admin,
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::CorePanicked { core, message } => write!(
+                f,
+                "core {core} panicked ({message}); its connections were closed and recorded as \
+                 `error`, the other cores drained"
+            ),
+            RunError::CoreFailed { core, error } => {
+                write!(f, "core {core} failed: {error}; the other cores drained")
+            }
+            RunError::CloseLog(error) => write!(f, "close log: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+enum Event {
+    Signal(i32),
+    Shutdown,
+    Exited { core: u16, exit: CoreExit },
+}
+
+/// Asks a running engine to drain, as SIGTERM does. Cheap to clone; works from any thread.
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    events: Sender<Event>,
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Signal(signal) => write!(f, "Signal({signal})"),
+            Event::Shutdown => write!(f, "Shutdown"),
+            Event::Exited { core, .. } => write!(f, "Exited({core})"),
+        }
+    }
+}
+
+impl ShutdownHandle {
+    /// Stop accepting, flush replies, close every connection as `shutdown`. Returns at once;
+    /// [`Server::wait`] returns when the drain is over.
+    pub fn shutdown(&self) {
+        let _ = self.events.send(Event::Shutdown);
+    }
+}
+
+/// A running engine. Dropping it without [`Server::wait`] leaves the cores running until the
+/// process exits.
+#[derive(Debug)]
+pub struct Server {
+    listen: SocketAddr,
+    admin: Option<SocketAddr>,
+    cores: usize,
+    max_connections: u32,
+    ring_mode: RingMode,
+    stop: Arc<AtomicBool>,
+    wakes: Vec<Arc<OwnedFd>>,
+    threads: Vec<JoinHandle<()>>,
+    events: Sender<Event>,
+    inbox: Receiver<Event>,
+    close_log: Option<CloseLog>,
+}
+
+impl Server {
+    /// Binds the listeners, starts one core per CPU (or `config.cores`) serving `protocol`, and
+    /// returns once every core is ready.
+    pub fn start<P: Protocol>(config: Config, protocol: P) -> Result<Server, StartError> {
+        config.validate()?;
+        let cpus = socket::allowed_cpus().map_err(|error| StartError::Io {
+            what: "sched_getaffinity",
             error,
+        })?;
+        let cores = config
+            .cores
+            .map_or(cpus.len().clamp(1, CORES_MAX.into()), usize::from);
+        let max_connections = connection_limit(config.max_connections, cores);
+        let settings = Arc::new(Settings::new(&config, max_connections));
+        let listeners = bind_listeners(&config, cores)?;
+        let listen = socket::local_addr(&listeners[0]).map_err(|error| StartError::Io {
+            what: "getsockname",
+            error,
+        })?;
+        let metrics: Arc<[CoreMetrics]> = (0..cores).map(|_| CoreMetrics::default()).collect();
+        let admin = start_admin(&config, &metrics)?;
+        let (close_log, close_sender) = match &config.close_log {
+            Some(path) => {
+                let (log, sender) = CloseLog::open(path).map_err(|error| StartError::CloseLog {
+                    path: path.display().to_string(),
+                    error,
+                })?;
+                (Some(log), Some(sender))
+            }
+            None => (None, None),
+        };
+        let (events, inbox) = mpsc::channel();
+        if config.signals {
+            // Before any core starts: a SIGTERM from then on drains.
+            watch_signals(events.clone())?;
         }
-    })?;
-    let (close_log, close_sender) = match &args.close_log {
-        Some(path) => {
-            let (log, sender) = CloseLog::open(path).map_err(|error| StartError::CloseLog {
-                path: path.display().to_string(),
+        let protocol = Arc::new(protocol);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let mut wakes = Vec::with_capacity(cores);
+        let mut threads = Vec::with_capacity(cores);
+        for (core, listener) in listeners.into_iter().enumerate() {
+            let core = core as u16;
+            let wake = Arc::new(socket::eventfd().map_err(|error| StartError::Io {
+                what: "eventfd",
                 error,
-            })?;
-            (Some(log), Some(sender))
+            })?);
+            wakes.push(wake.clone());
+            let setup = CoreSetup {
+                core,
+                // Pin core i to the i-th CPU we may use, when there are enough of them.
+                cpu: (cores <= cpus.len()).then(|| cpus[usize::from(core)]),
+                listener,
+                protocol: protocol.clone(),
+                settings: settings.clone(),
+                metrics: metrics.clone(),
+                close_log: close_sender.clone(),
+                wake,
+                stop: stop.clone(),
+            };
+            threads.push(spawn_core(setup, events.clone(), ready_tx.clone())?);
         }
-        None => (None, None),
-    };
+        drop(close_sender);
+        drop(ready_tx);
+        let mut server = Server {
+            listen,
+            admin,
+            cores,
+            max_connections,
+            ring_mode: RingMode::CoopTaskrun,
+            stop,
+            wakes,
+            threads,
+            events,
+            inbox,
+            close_log,
+        };
+        server.ring_mode = server.await_ready(ready_rx)?;
+        tracing::debug!(%listen, cores, max_connections, ring = ?server.ring_mode, "cores ready");
+        Ok(server)
+    }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (events, inbox) = mpsc::channel();
-    // Before any core starts and before the ready line: a SIGTERM from then on drains.
-    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|error| StartError::Io {
+    fn await_ready(
+        &mut self,
+        ready: Receiver<(u16, Result<RingMode, RingError>)>,
+    ) -> Result<RingMode, StartError> {
+        let mut mode = RingMode::DeferTaskrun;
+        for _ in 0..self.cores {
+            let (core, result) = ready.recv().expect("every core reports once");
+            match result {
+                Ok(ring_mode) => mode = ring_mode,
+                Err(error) => {
+                    self.stop_cores();
+                    tracing::debug!(core, "core failed to start");
+                    return Err(StartError::Ring(error));
+                }
+            }
+        }
+        Ok(mode)
+    }
+
+    /// The address the listeners are bound to (the port picked, with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Where `GET /metrics` is served, if anywhere.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+    }
+
+    pub fn cores(&self) -> usize {
+        self.cores
+    }
+
+    /// Connections each core keeps open at most.
+    pub fn max_connections(&self) -> u32 {
+        self.max_connections
+    }
+
+    /// How the cores' rings run deferred work.
+    pub fn ring_mode(&self) -> RingMode {
+        self.ring_mode
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            events: self.events.clone(),
+        }
+    }
+
+    /// Serves until a drain (SIGINT, SIGTERM or a [`ShutdownHandle`]) has closed every
+    /// connection and written every record, or a core failed and the others drained.
+    pub fn wait(mut self) -> Result<(), RunError> {
+        let mut failure = None;
+        let mut running = self.cores;
+        while running > 0 {
+            match self.inbox.recv().expect("this server holds a sender") {
+                Event::Signal(signal) => {
+                    tracing::info!(signal, "draining: stop accepting, flush replies, close all");
+                    self.stop_cores();
+                }
+                Event::Shutdown => self.stop_cores(),
+                Event::Exited { core, exit } => {
+                    running -= 1;
+                    if let Some(error) = core_failure(core, exit) {
+                        tracing::error!(%error, "stopping the other cores");
+                        failure.get_or_insert(error);
+                        self.stop_cores();
+                    }
+                }
+            }
+        }
+        for thread in std::mem::take(&mut self.threads) {
+            let _ = thread.join();
+        }
+        if let Some(log) = self.close_log.take() {
+            log.finish().map_err(RunError::CloseLog)?;
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => {
+                tracing::info!("drained; exiting");
+                Ok(())
+            }
+        }
+    }
+
+    fn stop_cores(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for wake in &self.wakes {
+            socket::eventfd_signal(&**wake);
+        }
+    }
+}
+
+/// Starts an engine serving `protocol` and runs it until it drains: [`Server::start`] then
+/// [`Server::wait`].
+pub fn serve<P: Protocol>(config: Config, protocol: P) -> Result<(), Box<dyn std::error::Error>> {
+    Server::start(config, protocol)?.wait()?;
+    Ok(())
+}
+
+fn core_failure(core: u16, exit: CoreExit) -> Option<RunError> {
+    match exit {
+        CoreExit::Served(Ok(())) => None,
+        CoreExit::Served(Err(error)) => Some(RunError::CoreFailed { core, error }),
+        CoreExit::Panicked(message) => Some(RunError::CorePanicked { core, message }),
+    }
+}
+
+/// Sends the core's exit to the main thread on every path, a panic outside the core's own
+/// catch included, so that no exit goes unreported and no drain waits forever.
+struct ExitReport {
+    core: u16,
+    events: Option<Sender<Event>>,
+}
+
+impl ExitReport {
+    fn send(mut self, exit: CoreExit) {
+        if let Some(events) = self.events.take() {
+            let _ = events.send(Event::Exited {
+                core: self.core,
+                exit,
+            });
+        }
+    }
+}
+
+impl Drop for ExitReport {
+    fn drop(&mut self) {
+        if let Some(events) = self.events.take() {
+            let exit = CoreExit::Panicked("the core's thread ended without a report".into());
+            let _ = events.send(Event::Exited {
+                core: self.core,
+                exit,
+            });
+        }
+    }
+}
+
+fn spawn_core<P: Protocol>(
+    setup: CoreSetup<P>,
+    events: Sender<Event>,
+    ready: Sender<(u16, Result<RingMode, RingError>)>,
+) -> Result<JoinHandle<()>, StartError> {
+    let core = setup.core;
+    std::thread::Builder::new()
+        .name(format!("core-{core}"))
+        .spawn(move || {
+            let report = ExitReport {
+                core,
+                events: Some(events),
+            };
+            let exit = core::run(setup, |result| {
+                let _ = ready.send((core, result));
+            });
+            report.send(exit);
+        })
+        .map_err(|error| StartError::Io {
+            what: "spawn core thread",
+            error,
+        })
+}
+
+fn watch_signals(events: Sender<Event>) -> Result<(), StartError> {
+    let io = |error| StartError::Io {
         what: "signal handler",
         error,
-    })?;
-    let signal_events = events.clone();
+    };
+    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(io)?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             for signal in signals.forever() {
-                let _ = signal_events.send(Event::Signal(signal));
-            }
-        })
-        .map_err(|error| StartError::Io {
-            what: "spawn signal thread",
-            error,
-        })?;
-    let mut wakes = Vec::with_capacity(cores);
-    let mut threads: Vec<JoinHandle<()>> = Vec::with_capacity(cores);
-    let (ready_tx, ready_rx) = mpsc::channel();
-    for (core, listener) in listeners.into_iter().enumerate() {
-        let core = core as u16;
-        let wake = Arc::new(socket::eventfd().map_err(|error| StartError::Io {
-            what: "eventfd",
-            error,
-        })?);
-        wakes.push(wake.clone());
-        let setup = WorkerSetup {
-            core,
-            // Pin core i to the i-th CPU we may use, when there are enough of them.
-            cpu: (cores <= cpus.len()).then(|| cpus[usize::from(core)]),
-            listener,
-            settings: settings.clone(),
-            metrics: metrics.clone(),
-            close_log: close_sender.clone(),
-            wake,
-            stop: stop.clone(),
-        };
-        let events = events.clone();
-        let ready_tx = ready_tx.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("core-{core}"))
-            .spawn(move || {
-                let result = worker::run(setup, |ready| {
-                    let _ = ready_tx.send((core, ready));
-                });
-                let _ = events.send(Event::Exited { core, result });
-            })
-            .map_err(|error| StartError::Io {
-                what: "spawn core thread",
-                error,
-            })?;
-        threads.push(thread);
-    }
-    drop(close_sender);
-    drop(ready_tx);
-
-    let mut mode = None;
-    for _ in 0..cores {
-        let (core, ready) = ready_rx.recv().expect("every core reports once");
-        match ready {
-            Ok(ring_mode) => mode = Some(ring_mode),
-            Err(error) => {
-                stop_cores(&stop, &wakes);
-                tracing::debug!(core, "core failed to start");
-                return Err(StartError::Ring(error));
-            }
-        }
-    }
-    let mode_name = match mode {
-        Some(RingMode::DeferTaskrun) => "single_issuer+defer_taskrun",
-        _ => "coop_taskrun",
-    };
-    tracing::info!(%listen, %admin, cores, ring = mode_name, "engine ready");
-    // The one line on stdout: scripts and tests read the bound addresses from it.
-    println!("engine ready listen={listen} admin={admin}");
-
-    drop(events);
-
-    let mut failure = None;
-    let mut running = cores;
-    while running > 0 {
-        match inbox.recv().expect("cores report before they exit") {
-            Event::Signal(signal) => {
-                tracing::info!(signal, "draining: stop accepting, flush replies, close all");
-                stop_cores(&stop, &wakes);
-            }
-            Event::Exited { core, result } => {
-                running -= 1;
-                if let Err(error) = result {
-                    tracing::error!(core, %error, "core failed");
-                    failure.get_or_insert(StartError::Worker { core, error });
-                    stop_cores(&stop, &wakes);
+                if events.send(Event::Signal(signal)).is_err() {
+                    return;
                 }
             }
-        }
-    }
-    for thread in threads {
-        let _ = thread.join();
-    }
-    if let Some(log) = close_log {
-        log.finish().map_err(|error| StartError::Io {
-            what: "close log",
-            error,
-        })?;
-    }
-    match failure {
-        Some(error) => Err(error),
-        None => {
-            tracing::info!("drained; exiting");
-            Ok(())
-        }
-    }
+        })
+        .map_err(io)?;
+    Ok(())
 }
 
-fn bind_listeners(
-    addr: SocketAddr,
-    cores: usize,
-    settings: &Settings,
-) -> Result<Vec<OwnedFd>, StartError> {
+fn start_admin(
+    config: &Config,
+    metrics: &Arc<[CoreMetrics]>,
+) -> Result<Option<SocketAddr>, StartError> {
+    let Some(addr) = config.admin else {
+        return Ok(None);
+    };
+    let log_drops = config.log_drops.clone();
+    crate::admin::serve(addr, metrics.clone(), move || {
+        log_drops.as_ref().map_or(0, |count| count())
+    })
+    .map(Some)
+    .map_err(|error| StartError::Admin { addr, error })
+}
+
+fn bind_listeners(config: &Config, cores: usize) -> Result<Vec<OwnedFd>, StartError> {
+    let addr = config.listen;
     let listen_error = |error| StartError::Listen { addr, error };
     if addr.port() != 0 {
         // SO_REUSEPORT would let us silently share the port with another engine of this user:
         // a plain bind fails while anyone listens there.
         std::net::TcpListener::bind(addr).map_err(listen_error)?;
     }
-    let first = socket::listen_reuseport(addr, settings.tcp_user_timeout).map_err(listen_error)?;
+    let timeout = config.tcp_user_timeout;
+    let first = socket::listen_reuseport(addr, timeout).map_err(listen_error)?;
     // With port 0 the first bind picks the port; the other cores join it.
     let bound = socket::local_addr(&first).map_err(listen_error)?;
     let mut listeners = vec![first];
     for _ in 1..cores {
-        listeners.push(
-            socket::listen_reuseport(bound, settings.tcp_user_timeout).map_err(listen_error)?,
-        );
+        listeners.push(socket::listen_reuseport(bound, timeout).map_err(listen_error)?);
     }
     Ok(listeners)
 }
 
-/// Descriptors kept for listeners, rings, eventfds, the log and the admin endpoint.
-const FD_RESERVE: u64 = 1024;
-
-fn raise_fd_limit(connections: u64) {
-    let want = connections + FD_RESERVE;
-    match socket::raise_nofile_limit(want) {
-        Ok(limit) if limit < want => tracing::warn!(
-            limit,
-            connections,
-            "RLIMIT_NOFILE is below --max-connections × cores: accepts beyond it fail with EMFILE (counted)"
-        ),
-        Ok(limit) => tracing::debug!(limit, "RLIMIT_NOFILE"),
-        Err(error) => tracing::warn!(%error, "could not raise RLIMIT_NOFILE"),
-    }
-}
-
-fn stop_cores(stop: &AtomicBool, wakes: &[Arc<OwnedFd>]) {
-    stop.store(true, Ordering::Relaxed);
-    for wake in wakes {
-        socket::eventfd_signal(&**wake);
+/// Connections per core: the user's explicit setting (with a warning when the file limit cannot
+/// hold it), or what the file limit allows, at most `CONNECTIONS_PER_CORE_DEFAULT_MAX`.
+fn connection_limit(explicit: Option<u32>, cores: usize) -> u32 {
+    let cores = cores as u64;
+    let want = cores * u64::from(explicit.unwrap_or(CONNECTIONS_PER_CORE_DEFAULT_MAX));
+    let limit = match socket::raise_nofile_limit(want + FD_RESERVE) {
+        Ok(limit) => limit,
+        Err(error) => {
+            tracing::warn!(%error, "could not read RLIMIT_NOFILE");
+            want + FD_RESERVE
+        }
+    };
+    let usable = limit.saturating_sub(FD_RESERVE.min(limit / 4));
+    match explicit {
+        Some(per_core) => {
+            if u64::from(per_core) * cores > usable {
+                tracing::warn!(
+                    limit,
+                    per_core,
+                    cores,
+                    "RLIMIT_NOFILE cannot hold --max-connections on every core: accepts beyond \
+                     it fail with EMFILE (counted)"
+                );
+            }
+            per_core
+        }
+        None => (usable / cores).clamp(1, u64::from(CONNECTIONS_PER_CORE_DEFAULT_MAX)) as u32,
     }
 }

@@ -18,7 +18,6 @@ pub const RING_CQ_ENTRIES: u32 = 8 * RING_SQ_ENTRIES;
 pub const RECV_BUFFERS: u16 = 2048;
 pub const RECV_BUFFER_BYTES: u32 = 16 * 1024;
 /// Buffer group id of every worker's buffer ring (each worker has its own ring).
-pub const RECV_BUFFER_GROUP: u16 = 0;
 /// Descriptors kept aside for the ring, the log, stdio and the metrics scrape.
 pub const FD_RESERVE: u64 = 64;
 /// Longest a worker sleeps in io_uring_enter before it looks at its timers and the stop flag.

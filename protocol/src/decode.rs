@@ -77,6 +77,36 @@ impl Header {
     }
 }
 
+/// What the start of a byte stream holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next<'a> {
+    /// A whole frame of `len` bytes (header included).
+    Frame { frame: Frame<'a>, len: usize },
+    /// The start of a frame whose `len` bytes (header included) are not all there; `None` while
+    /// the header itself is incomplete.
+    Incomplete { len: Option<usize> },
+}
+
+/// The frame at the start of `input`, without copying: for a caller that keeps the unconsumed
+/// rest of the stream itself. A bad header is an error as soon as its 3 bytes are there.
+pub fn next_frame(input: &[u8], max_frame: usize) -> Result<Next<'_>, DecodeError> {
+    if input.len() < HEADER_LEN {
+        return Ok(Next::Incomplete { len: None });
+    }
+    let header = Header::parse(input, max_frame)?;
+    let len = header.frame_len();
+    if input.len() < len {
+        return Ok(Next::Incomplete { len: Some(len) });
+    }
+    Ok(Next::Frame {
+        frame: Frame {
+            kind: header.kind,
+            payload: &input[HEADER_LEN..len],
+        },
+        len,
+    })
+}
+
 /// Decodes frames from a byte stream fed in arbitrary pieces.
 ///
 /// Complete frames inside one piece are yielded straight from it (no copy); only a frame that
@@ -252,6 +282,26 @@ mod tests {
             // Poisoned: the same error again, even for good input.
             assert_eq!(decode_all(&mut decoder, &[0, 0, 1]), Err(*expected));
         }
+    }
+
+    #[test]
+    fn next_frame_reads_one_frame_in_place() {
+        let mut stream = Vec::new();
+        encode_frame(Kind::Echo, b"abc", &mut stream);
+        encode_frame(Kind::Close, b"", &mut stream);
+        let Ok(Next::Frame { frame, len }) = next_frame(&stream, 100) else {
+            panic!("a whole frame");
+        };
+        assert_eq!((frame.kind, frame.payload, len), (Kind::Echo, &b"abc"[..], 6));
+        assert_eq!(next_frame(&stream[..2], 100), Ok(Next::Incomplete { len: None }));
+        assert_eq!(
+            next_frame(&stream[..4], 100),
+            Ok(Next::Incomplete { len: Some(6) })
+        );
+        assert_eq!(
+            next_frame(&[0, 0, 9], 100),
+            Err(DecodeError::UnknownKind { kind: 9 })
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 mod decode;
 mod encode;
 
-pub use decode::{DecodeError, Decoder, Progress};
+pub use decode::{next_frame, DecodeError, Decoder, Next, Progress};
 pub use encode::{count_complete_frames, encode_frame, encoded_len};
 
 /// Bytes of the frame header: `len` (u16 BE) and `kind` (u8).

@@ -605,13 +605,18 @@ fn fresh_temp_dir() -> PathBuf {
     dir
 }
 
-/// `engine ready listen=ADDR admin=ADDR` → (listen, admin).
+/// `engine ready listen=ADDR admin=ADDR [key=value ...]` → (listen, admin).
 fn parse_ready_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     let rest = line.strip_prefix("engine ready ")?;
     let mut words = rest.split(' ');
     let listen = words.next()?.strip_prefix("listen=")?.parse().ok()?;
     let admin = words.next()?.strip_prefix("admin=")?.parse().ok()?;
-    words.next().is_none().then_some((listen, admin))
+    words
+        .all(|word| {
+            word.split_once('=')
+                .is_some_and(|(key, value)| !key.is_empty() && !value.is_empty())
+        })
+        .then_some((listen, admin))
 }
 
 #[track_caller]
@@ -684,10 +689,14 @@ mod tests {
 
     #[test]
     fn ready_line() {
-        let line = "engine ready listen=127.0.0.1:7000 admin=127.0.0.1:7001";
         let expected = ("127.0.0.1:7000".parse().ok(), "127.0.0.1:7001".parse().ok());
-        let parsed = parse_ready_line(line).map(|(listen, admin)| (Some(listen), Some(admin)));
-        assert_eq!(parsed, Some(expected));
+        for line in [
+            "engine ready listen=127.0.0.1:7000 admin=127.0.0.1:7001",
+            "engine ready listen=127.0.0.1:7000 admin=127.0.0.1:7001 protocol=frame cores=1",
+        ] {
+            let parsed = parse_ready_line(line).map(|(listen, admin)| (Some(listen), Some(admin)));
+            assert_eq!(parsed, Some(expected), "{line}");
+        }
         for bad in [
             "engine ready listen=127.0.0.1:7000",
             "engine ready admin=127.0.0.1:7001 listen=127.0.0.1:7000",

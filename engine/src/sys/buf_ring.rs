@@ -1,18 +1,18 @@
-//! The per-core provided-buffer ring: `count` buffers of `size` bytes that multishot recvs fill.
+//! The provided-buffer ring of one [`Ring`](super::Ring): `count` buffers of `size` bytes that
+//! its multishot recvs fill.
 //!
 //! Ownership: a buffer belongs to the kernel from the moment it is published in the ring until a
-//! CQE names it; then to the engine until [`BufRing::recycle`] puts it back. The engine copies
-//! what it keeps (a partial frame, a reply) before recycling, so no frame ever borrows a buffer
-//! the kernel may overwrite.
+//! CQE names it; then to the ring's caller for the duration of one
+//! [`Ring::consume_buffer`](super::Ring::consume_buffer) call, which recycles it afterwards. A
+//! bitmap of the buffers the kernel handed out asserts both directions: the kernel never names a
+//! buffer twice without a recycle in between, and nothing recycles a buffer the kernel holds.
 
 use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use io_uring::types::BufRingEntry;
-
-use super::Ring;
-use super::RingError;
+use io_uring::Submitter;
 
 /// The kernel caps a buffer ring at 2^15 entries.
 pub const BUF_RING_ENTRIES_MAX: u16 = 1 << 15;
@@ -47,9 +47,6 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        if self.len == 0 {
-            return;
-        }
         // SAFETY: `ptr`/`len` describe a mapping this value created and nobody else unmaps.
         let rc = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
         debug_assert_eq!(rc, 0, "munmap: {}", io::Error::last_os_error());
@@ -57,7 +54,7 @@ impl Drop for Mapping {
 }
 
 /// A registered provided-buffer ring with its buffers.
-pub struct BufRing {
+pub(super) struct BufRing {
     entries: Mapping,
     buffers: Mapping,
     count: u16,
@@ -65,32 +62,26 @@ pub struct BufRing {
     group: u16,
     /// Our producer tail, published to the kernel on every recycle.
     tail: u16,
-    registered: bool,
-}
-
-impl std::fmt::Debug for BufRing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BufRing")
-            .field("count", &self.count)
-            .field("buf_size", &self.buf_size)
-            .field("group", &self.group)
-            .finish_non_exhaustive()
-    }
+    /// Bit `bid` set: a CQE handed buffer `bid` to us and it is not recycled yet.
+    delivered: Vec<u64>,
 }
 
 impl BufRing {
     /// Maps `count` buffers of `buf_size` bytes, fills the ring with all of them and registers it
-    /// as buffer group `group`. Must be unregistered (see [`BufRing::unregister`]) before drop.
-    pub fn new(ring: &Ring, group: u16, count: u16, buf_size: u32) -> Result<BufRing, RingError> {
+    /// as buffer group `group`.
+    pub fn new(
+        submitter: &Submitter<'_>,
+        group: u16,
+        count: u16,
+        buf_size: u32,
+    ) -> io::Result<BufRing> {
         assert!(
             count.is_power_of_two() && count <= BUF_RING_ENTRIES_MAX,
             "count {count}"
         );
         assert!(buf_size > 0);
-        let io = |error| RingError::BufRing { error };
-        let entries =
-            Mapping::new(usize::from(count) * std::mem::size_of::<BufRingEntry>()).map_err(io)?;
-        let buffers = Mapping::new(usize::from(count) * buf_size as usize).map_err(io)?;
+        let entries = Mapping::new(usize::from(count) * std::mem::size_of::<BufRingEntry>())?;
+        let buffers = Mapping::new(usize::from(count) * buf_size as usize)?;
         let mut buf_ring = BufRing {
             entries,
             buffers,
@@ -98,20 +89,17 @@ impl BufRing {
             buf_size,
             group,
             tail: 0,
-            registered: false,
+            delivered: vec![0; usize::from(count).div_ceil(64)],
         };
         for bid in 0..count {
-            buf_ring.recycle(bid);
+            buf_ring.publish_entry(bid);
         }
+        buf_ring.publish_tail();
         let addr = buf_ring.entries.ptr.as_ptr() as u64;
-        // SAFETY: the entry array is page-aligned (mmap), holds `count` entries and stays mapped
-        // until `unregister` has run (Drop asserts it did).
-        unsafe {
-            ring.submitter()
-                .register_buf_ring_with_flags(addr, count, group, 0)
-        }
-        .map_err(io)?;
-        buf_ring.registered = true;
+        // SAFETY: the entry array is page-aligned (mmap) and holds `count` entries; the ring that
+        // owns this value keeps both mappings alive while any recv may use them (see `Ring`'s
+        // Drop), so the kernel never reads or writes freed memory.
+        unsafe { submitter.register_buf_ring_with_flags(addr, count, group, 0) }?;
         Ok(buf_ring)
     }
 
@@ -119,17 +107,12 @@ impl BufRing {
         self.group
     }
 
-    /// How many buffers the ring has.
     pub fn count(&self) -> u16 {
         self.count
     }
 
-    pub fn buf_size(&self) -> u32 {
-        self.buf_size
-    }
-
-    /// The `len` bytes a recv CQE delivered in buffer `bid`.
-    pub fn filled(&self, bid: u16, len: usize) -> &[u8] {
+    /// A CQE named buffer `bid` holding `len` bytes: it is ours until [`BufRing::recycle`].
+    pub fn take_delivered(&mut self, bid: u16, len: usize) -> &[u8] {
         assert!(
             bid < self.count,
             "buffer id {bid} out of range {}",
@@ -140,10 +123,18 @@ impl BufRing {
             "len {len} > buffer size {}",
             self.buf_size
         );
+        let (word, bit) = (usize::from(bid) / 64, 1u64 << (bid % 64));
+        assert_eq!(
+            self.delivered[word] & bit,
+            0,
+            "buffer {bid} delivered twice"
+        );
+        self.delivered[word] |= bit;
         let offset = usize::from(bid) * self.buf_size as usize;
         // SAFETY: `bid` and `len` are in bounds (asserted); a CQE naming `bid` handed the buffer
-        // to us, and the kernel does not touch it again until `recycle(bid)`, which needs
-        // `&mut self` and so cannot run while this borrow lives.
+        // to us (the bitmap asserts it was not already ours), and the kernel does not touch it
+        // again until `recycle(bid)` publishes it, which needs `&mut self` and so cannot run
+        // while this borrow lives.
         unsafe { std::slice::from_raw_parts(self.buffers.ptr.as_ptr().add(offset), len) }
     }
 
@@ -154,6 +145,19 @@ impl BufRing {
             "buffer id {bid} out of range {}",
             self.count
         );
+        let (word, bit) = (usize::from(bid) / 64, 1u64 << (bid % 64));
+        assert_ne!(
+            self.delivered[word] & bit,
+            0,
+            "buffer {bid} recycled but not delivered"
+        );
+        self.delivered[word] &= !bit;
+        self.publish_entry(bid);
+        self.publish_tail();
+    }
+
+    /// Writes buffer `bid` into the ring slot past the published tail.
+    fn publish_entry(&mut self, bid: u16) {
         let slot = usize::from(self.tail & (self.count - 1));
         let addr = self.buffers.ptr.as_ptr() as u64 + u64::from(bid) * u64::from(self.buf_size);
         // SAFETY: `slot < count`, inside the entry mapping; the kernel reads only the slots
@@ -163,46 +167,32 @@ impl BufRing {
         entry.set_len(self.buf_size);
         entry.set_bid(bid);
         self.tail = self.tail.wrapping_add(1);
-        self.publish();
     }
 
-    /// Makes every recycled buffer visible to the kernel.
-    fn publish(&mut self) {
+    /// Makes every entry written so far visible to the kernel.
+    fn publish_tail(&mut self) {
         let base = self.entries.ptr.as_ptr().cast::<BufRingEntry>();
         // SAFETY: the tail field overlays entry 0 of our page-aligned entry mapping, and the
         // kernel only reads it; AtomicU16 has u16's size and alignment.
         let tail = unsafe { &*BufRingEntry::tail(base).cast::<AtomicU16>() };
-        // Release: the entries written by `recycle` are visible before the new tail.
+        // Release: the entries written by `publish_entry` are visible before the new tail.
         tail.store(self.tail, Ordering::Release);
     }
 
-    /// Unregisters the ring from the kernel. Call once no recv on this group is armed.
-    pub fn unregister(&mut self, ring: &Ring) -> io::Result<()> {
-        if self.registered {
-            ring.submitter().unregister_buf_ring(self.group)?;
-            self.registered = false;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for BufRing {
-    fn drop(&mut self) {
-        if self.registered {
-            // The kernel may still write into these buffers: keep the memory mapped forever
-            // rather than let a later mapping at the same address be written.
-            std::mem::forget(std::mem::replace(&mut self.buffers, Mapping::dangling()));
-            std::mem::forget(std::mem::replace(&mut self.entries, Mapping::dangling()));
+    /// Unregisters the ring and frees its memory. Only for the owning `Ring` once no recv can
+    /// pick a buffer any more.
+    pub fn unregister(self, submitter: &Submitter<'_>) -> io::Result<()> {
+        match submitter.unregister_buf_ring(self.group) {
+            Ok(()) => Ok(()), // `self` drops here: both mappings are unmapped
+            Err(error) => {
+                self.leak(); // still registered: never unmap
+                Err(error)
+            }
         }
     }
-}
 
-impl Mapping {
-    /// A placeholder that owns nothing; dropping it unmaps nothing.
-    fn dangling() -> Mapping {
-        Mapping {
-            ptr: NonNull::dangling(),
-            len: 0,
-        }
+    /// Keeps the memory mapped for the life of the process: a recv may still write into it.
+    pub fn leak(self) {
+        std::mem::forget(self);
     }
 }

@@ -1,14 +1,26 @@
 //! Every raw io_uring call, every `unsafe` block and every buffer-ring pointer of the engine.
 //!
-//! The rest of the engine sees safe types: [`Ring`] (submission, completion, waiting),
-//! [`BufRing`] (the per-core provided-buffer ring), [`SendBuf`] (reply bytes pinned while the
-//! kernel sends them) and the socket helpers in [`socket`].
+//! The rest of the engine sees safe types that are sound for any caller, not only in the
+//! engine's own call order:
+//! - [`Ring`]: submission, waiting, and completions. It owns every resource the kernel may use
+//!   on a caller's behalf — the provided buffers its recvs fill and the bytes of its sends in
+//!   flight — and frees none of them while an operation may still touch it.
+//! - [`Completion`]: what an operation was ([`Op`], kept in the user_data by this layer, not by
+//!   the caller) and what it carries; an accepted socket, a buffer or a send's bytes can be
+//!   taken once, because a completion is neither `Copy` nor `Clone`.
+//! - [`SendBuf`]: bytes to send; moved into the ring while in flight.
+//! - [`socket`]: listeners, socket options, limits, CPUs.
+#![allow(unsafe_code)]
 
 mod buf_ring;
+mod completion;
+mod op;
 mod ring;
 mod send_buf;
 pub mod socket;
 
-pub use buf_ring::BufRing;
-pub use ring::{Batch, Completion, Ring, RingError, RingMode};
-pub use send_buf::SendBuf;
+pub use buf_ring::BUF_RING_ENTRIES_MAX;
+pub use completion::Completion;
+pub use op::{Op, USER_DATA_BITS, USER_DATA_MAX};
+pub use ring::{Batch, Ring, RingError, RingMode, Target, KERNEL_MIN};
+pub use send_buf::{SendBuf, SendId};

@@ -1,13 +1,17 @@
-//! The io_uring instance of one core: set-up with a fallback, SQE builders, submit and wait.
+//! The io_uring instance of one core: set-up with a fallback, operations, submit, wait, reap.
 
 use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
-use super::SendBuf;
+use super::buf_ring::BufRing;
+use super::op::{self, Op};
+use super::send_buf::InFlight;
+use super::{Completion, SendBuf, SendId};
 
 /// How the ring runs deferred task work (best first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,45 +80,43 @@ pub struct Batch {
     pub min_wait_us: u32,
 }
 
-/// One completion, copied out of the CQ so that handling it can push new SQEs. Only the ring
-/// makes them, so a [`SendBuf`] is released only by its own send's completion.
-#[derive(Clone, Copy, Debug)]
-pub struct Completion {
-    user_data: u64,
-    res: i32,
-    flags: u32,
+/// The id of the next ring set up in this process (completions and buffers name their ring).
+static NEXT_RING_ID: AtomicU32 = AtomicU32::new(0);
+
+/// The buffer group id of a ring's provided buffers (one group per ring).
+const BUFFER_GROUP: u16 = 0;
+
+/// What a cancel is aimed at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The multishot accept issued with this user_data.
+    Accept(u64),
+    /// The multishot recv issued with this user_data.
+    Recv(u64),
+    /// One send in flight.
+    Send(SendId),
 }
 
-impl Completion {
-    pub fn user_data(&self) -> u64 {
-        self.user_data
-    }
-
-    pub fn res(&self) -> i32 {
-        self.res
-    }
-
-    /// IORING_CQE_F_MORE: a multishot request stays armed after this CQE.
-    pub fn more(&self) -> bool {
-        cqueue::more(self.flags)
-    }
-
-    /// The provided buffer this CQE filled, if any.
-    pub fn buffer_id(&self) -> Option<u16> {
-        cqueue::buffer_select(self.flags)
-    }
-}
-
-/// One core's io_uring.
+/// One core's io_uring, and every resource the kernel may use on its behalf: the provided
+/// buffers its recvs fill and the bytes of its sends in flight. None of them is freed while an
+/// operation may still touch it; on drop with operations in flight, they are leaked instead.
 pub struct Ring {
     uring: IoUring,
     mode: RingMode,
+    id: u32,
+    bufs: Option<BufRing>,
+    sends: InFlight,
+    /// Recvs pushed whose final CQE (F_MORE clear) has not been reaped.
+    recvs_armed: usize,
 }
 
 impl fmt::Debug for Ring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ring")
             .field("mode", &self.mode)
+            .field("id", &self.id)
+            .field("recvs_armed", &self.recvs_armed)
+            .field("sends_in_flight", &self.sends.len())
             .finish_non_exhaustive()
     }
 }
@@ -140,13 +142,34 @@ impl Ring {
             }
             Err(error) => return Err(setup_error(error)),
         };
-        let ring = Ring { uring, mode };
+        let ring = Ring {
+            uring,
+            mode,
+            id: NEXT_RING_ID.fetch_add(1, Ordering::Relaxed),
+            bufs: None,
+            sends: InFlight::new(),
+            recvs_armed: 0,
+        };
         ring.check_support()?;
         Ok(ring)
     }
 
     pub fn mode(&self) -> RingMode {
         self.mode
+    }
+
+    /// Registers `count` provided buffers of `size` bytes for this ring's recvs (once).
+    pub fn provide_buffers(&mut self, count: u16, size: u32) -> Result<(), RingError> {
+        assert!(self.bufs.is_none(), "buffers are provided once per ring");
+        let bufs = BufRing::new(&self.uring.submitter(), BUFFER_GROUP, count, size)
+            .map_err(|error| RingError::BufRing { error })?;
+        self.bufs = Some(bufs);
+        Ok(())
+    }
+
+    /// How many provided buffers the ring has (0 before [`Ring::provide_buffers`]).
+    pub fn buffer_count(&self) -> u16 {
+        self.bufs.as_ref().map_or(0, BufRing::count)
     }
 
     fn check_support(&self) -> Result<(), RingError> {
@@ -192,52 +215,71 @@ impl Ring {
         }
     }
 
-    /// Arms a multishot accept on a listening socket.
-    pub fn accept_multi(&mut self, fd: RawFd, user_data: u64) -> io::Result<()> {
-        let entry = opcode::AcceptMulti::new(types::Fd(fd))
+    /// Arms a multishot accept on a listening socket. Its completions carry the accepted
+    /// sockets ([`Completion::take_accepted`]).
+    pub fn accept_multi(&mut self, listener: &impl AsFd, user_data: u64) -> io::Result<()> {
+        let entry = opcode::AcceptMulti::new(types::Fd(listener.as_fd().as_raw_fd()))
             .flags(libc::SOCK_CLOEXEC)
             .build()
-            .user_data(user_data);
+            .user_data(op::encode(Op::Accept, user_data));
         // SAFETY: the entry points to no memory of ours (no peer address is asked for).
         unsafe { self.push(&entry) }
     }
 
-    /// Arms a multishot recv that picks its buffers from provided-buffer group `group`.
-    pub fn recv_multi(&mut self, fd: RawFd, group: u16, user_data: u64) -> io::Result<()> {
-        let entry = opcode::RecvMulti::new(types::Fd(fd), group)
+    /// Arms a multishot recv that fills the ring's provided buffers.
+    pub fn recv_multi(&mut self, socket: &impl AsFd, user_data: u64) -> io::Result<()> {
+        let group = self
+            .bufs
+            .as_ref()
+            .expect("provide_buffers before recv_multi")
+            .group();
+        let entry = opcode::RecvMulti::new(types::Fd(socket.as_fd().as_raw_fd()), group)
             .build()
-            .user_data(user_data);
-        // SAFETY: the kernel writes only into the registered buffer ring's memory, which
-        // `BufRing` keeps mapped until it is unregistered.
-        unsafe { self.push(&entry) }
+            .user_data(op::encode(Op::Recv, user_data));
+        // SAFETY: the kernel writes only into the provided buffers, which this ring keeps mapped
+        // until no recv is armed (`recvs_armed`, checked in Drop).
+        unsafe { self.push(&entry) }?;
+        self.recvs_armed += 1;
+        Ok(())
     }
 
-    /// Sends the unsent bytes of `buf` (MSG_NOSIGNAL is implied for io_uring sends). `buf` stays
-    /// in flight, its bytes pinned, until [`SendBuf::complete`] takes this send's completion.
-    pub fn send(&mut self, fd: RawFd, buf: &mut SendBuf, user_data: u64) -> io::Result<()> {
-        let bytes = buf.start(user_data);
-        let len = u32::try_from(bytes.len()).expect("send length fits u32");
-        let entry = opcode::Send::new(types::Fd(fd), bytes.as_ptr(), len)
+    /// Sends the unsent bytes of `buf` (MSG_NOSIGNAL is implied for io_uring sends). The ring
+    /// keeps `buf` until the send's completion hands it back ([`Completion::take_sent`]).
+    pub fn send(&mut self, socket: &impl AsFd, buf: SendBuf, user_data: u64) -> io::Result<SendId> {
+        let (id, ptr, len) = self.sends.insert(user_data, buf);
+        let len = u32::try_from(len).expect("send length fits u32");
+        let entry = opcode::Send::new(types::Fd(socket.as_fd().as_raw_fd()), ptr, len)
             .build()
-            .user_data(user_data);
-        // SAFETY: `SendBuf` neither frees nor changes its bytes while in flight (see its docs).
-        unsafe { self.push(&entry) }
+            .user_data(op::encode(Op::Send, id.key));
+        // SAFETY: the bytes live in `self.sends`, which neither frees nor changes them before
+        // this send's completion (and leaks them if the ring is dropped first).
+        if let Err(error) = unsafe { self.push(&entry) } {
+            // Never queued: the kernel has no reference to the bytes; give them back.
+            drop(self.sends.complete(id.key, 0));
+            return Err(error);
+        }
+        Ok(id)
     }
 
-    /// Cancels the request whose user_data is `target`; its final CQE follows.
-    pub fn cancel(&mut self, target: u64, user_data: u64) -> io::Result<()> {
+    /// Cancels an operation; its own final completion follows, then this cancel's.
+    pub fn cancel(&mut self, target: Target, user_data: u64) -> io::Result<()> {
+        let target = match target {
+            Target::Accept(user_data) => op::encode(Op::Accept, user_data),
+            Target::Recv(user_data) => op::encode(Op::Recv, user_data),
+            Target::Send(id) => op::encode(Op::Send, id.key),
+        };
         let entry = opcode::AsyncCancel::new(target)
             .build()
-            .user_data(user_data);
+            .user_data(op::encode(Op::Cancel, user_data));
         // SAFETY: the entry points to no memory.
         unsafe { self.push(&entry) }
     }
 
     /// One-shot poll for readability (the wake-up eventfd).
-    pub fn poll_readable(&mut self, fd: RawFd, user_data: u64) -> io::Result<()> {
-        let entry = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+    pub fn poll_readable(&mut self, fd: &impl AsFd, user_data: u64) -> io::Result<()> {
+        let entry = opcode::PollAdd::new(types::Fd(fd.as_fd().as_raw_fd()), libc::POLLIN as u32)
             .build()
-            .user_data(user_data);
+            .user_data(op::encode(Op::Poll, user_data));
         // SAFETY: the entry points to no memory.
         unsafe { self.push(&entry) }
     }
@@ -291,18 +333,90 @@ impl Ring {
         }
     }
 
-    /// Moves every ready completion into `out` (cleared first).
+    /// Moves every ready completion into `out` (which must be empty: every completion taken
+    /// out before must have been handled).
     pub fn reap(&mut self, out: &mut Vec<Completion>) {
-        out.clear();
-        out.extend(self.uring.completion().map(|cqe| Completion {
-            user_data: cqe.user_data(),
-            res: cqe.result(),
-            flags: cqe.flags(),
-        }));
+        assert!(out.is_empty(), "completions left unhandled");
+        let mut cq = self.uring.completion();
+        cq.sync();
+        for cqe in &mut cq {
+            let Some((op, payload)) = op::decode(cqe.user_data()) else {
+                panic!(
+                    "CQE with user_data {:#x} that was never issued",
+                    cqe.user_data()
+                );
+            };
+            let (res, flags) = (cqe.result(), cqe.flags());
+            let mut completion = Completion {
+                op,
+                user_data: payload,
+                res,
+                flags,
+                ring: self.id,
+                buffer: None,
+                accepted: None,
+                sent: None,
+            };
+            match op {
+                Op::Accept if res >= 0 => {
+                    // SAFETY: a successful accept CQE hands us a fresh descriptor that nothing
+                    // else owns; this completion is its only holder.
+                    completion.accepted = Some(unsafe { OwnedFd::from_raw_fd(res) });
+                }
+                Op::Recv => {
+                    completion.buffer = cqueue::buffer_select(flags);
+                    if !cqueue::more(flags) {
+                        assert!(self.recvs_armed > 0, "final CQE of a recv never armed");
+                        self.recvs_armed -= 1;
+                    }
+                }
+                Op::Send => {
+                    let (user_data, buf) = self.sends.complete(payload, res);
+                    completion.user_data = user_data;
+                    completion.sent = Some(buf);
+                }
+                Op::Accept | Op::Cancel | Op::Poll => {}
+            }
+            out.push(completion);
+        }
     }
 
-    pub(super) fn submitter(&self) -> io_uring::Submitter<'_> {
-        self.uring.submitter()
+    /// Calls `read` with the bytes this recv completion delivered, then gives the buffer back to
+    /// the kernel. `None` if the completion carries no buffer (or it was consumed already).
+    pub fn consume_buffer<R>(
+        &mut self,
+        completion: &mut Completion,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Option<R> {
+        assert_eq!(completion.ring, self.id, "a completion of another ring");
+        let bid = completion.buffer.take()?;
+        let len = usize::try_from(completion.res).expect("a CQE that names a buffer has res > 0");
+        let bufs = self
+            .bufs
+            .as_mut()
+            .expect("a buffer was delivered, so buffers exist");
+        let result = read(bufs.take_delivered(bid, len));
+        bufs.recycle(bid);
+        Some(result)
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        if self.sends.len() > 0 {
+            // The kernel may still read these bytes (ring teardown is asynchronous).
+            self.sends.leak();
+        }
+        if let Some(bufs) = self.bufs.take() {
+            if self.recvs_armed == 0 {
+                if let Err(error) = bufs.unregister(&self.uring.submitter()) {
+                    debug_assert!(false, "unregister the buffer ring: {error}");
+                }
+            } else {
+                // An armed recv may still write into the buffers: keep them mapped for good.
+                bufs.leak();
+            }
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
@@ -37,13 +37,6 @@ pub fn local_addr(fd: &impl AsFd) -> io::Result<SocketAddr> {
         .local_addr()?
         .as_socket()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an inet socket"))
-}
-
-/// Takes ownership of a descriptor an accept CQE returned.
-pub fn adopt_accepted(fd: RawFd) -> OwnedFd {
-    assert!(fd >= 0, "accept returned fd {fd}");
-    // SAFETY: a successful accept CQE hands us a fresh descriptor that nothing else owns.
-    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 /// The peer of a connected socket; `None` if it is already gone (ENOTCONN).

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
-use engine::sys::SendBuf;
+use engine::sys::{SendBuf, SendId};
 use protocol::{encode_frame, Decoder, Kind, HEADER_LEN, PAYLOAD_LEN_MAX};
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -62,10 +62,14 @@ pub struct Conn {
     pub spec: ConnSpec,
     pub generation: u32,
     pub socket: Socket,
-    /// Bytes the kernel is sending (pinned until the send's CQE).
-    pub send: SendBuf,
+    /// The send in flight (its bytes are the ring's until its CQE).
+    pub send_in_flight: Option<SendId>,
+    /// The unsent rest of a send the kernel took in part: sent next.
+    pub send_rest: Option<SendBuf>,
     /// Bytes queued behind the send in flight.
     pub pending: Vec<u8>,
+    /// A sent buffer kept for the next `pending`.
+    pub spare: Vec<u8>,
     pub recv: RecvState,
     pub connected: bool,
     pub decoder: Decoder,
@@ -110,8 +114,10 @@ impl Conn {
             spec,
             generation,
             socket,
-            send: SendBuf::default(),
+            send_in_flight: None,
+            send_rest: None,
             pending: Vec::new(),
+            spare: Vec::new(),
             recv: RecvState::Off,
             connected: false,
             decoder: Decoder::new(PAYLOAD_LEN_MAX),
@@ -140,7 +146,7 @@ impl Conn {
 
     /// Nothing queued and nothing in flight on the send side.
     pub fn send_idle(&self) -> bool {
-        !self.send.in_flight() && self.send.unsent_len() == 0 && self.pending.is_empty()
+        self.send_in_flight.is_none() && self.send_rest.is_none() && self.pending.is_empty()
     }
 
     /// Queues the next ECHO request; returns its payload length.
@@ -168,22 +174,31 @@ impl Conn {
         self.pending.extend_from_slice(bytes);
     }
 
-    /// Moves the pending bytes into the send buffer if it is free; true if a send should start.
-    pub fn take_pending(&mut self) -> bool {
-        if self.send.in_flight() {
-            return false;
+    /// The next bytes to send, if no send is in flight: the rest of a partial send first.
+    pub fn next_send(&mut self) -> Option<SendBuf> {
+        if self.send_in_flight.is_some() {
+            return None;
         }
-        if self.send.unsent_len() > 0 {
-            return true;
+        if let Some(rest) = self.send_rest.take() {
+            return Some(rest);
         }
         if self.pending.is_empty() {
-            return false;
+            return None;
         }
-        let next = std::mem::take(&mut self.pending);
-        let mut old = self.send.refill(next);
-        old.clear();
-        self.pending = old;
-        true
+        let next = std::mem::replace(&mut self.pending, std::mem::take(&mut self.spare));
+        Some(SendBuf::new(next))
+    }
+
+    /// A send's buffer came back: keep its unsent rest, or reuse it.
+    pub fn send_returned(&mut self, buf: SendBuf) {
+        self.send_in_flight = None;
+        if buf.unsent_len() > 0 {
+            self.send_rest = Some(buf);
+        } else {
+            let mut bytes = buf.into_bytes();
+            bytes.clear();
+            self.spare = bytes;
+        }
     }
 
     /// Sets the outcome unless one was already seen (the first evidence wins).

@@ -3,20 +3,18 @@
 
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::stats::errno_name;
-use engine::sys::Completion;
+use engine::sys::{Completion, Target};
+use engine::token::Token;
 use protocol::{Kind, Progress};
 
-use super::conn::{RecvState, Step};
-use super::token::{Op, Token};
+use super::conn::{Conn, RecvState, Step};
 use super::Worker;
 use crate::limits::{
-    BAD_FRAME_KIND, MID_FRAME_ANNOUNCED_LEN, MID_FRAME_SENT_BYTES, RECV_BUFFER_GROUP,
-    STALL_SENT_BYTES,
+    BAD_FRAME_KIND, MID_FRAME_ANNOUNCED_LEN, MID_FRAME_SENT_BYTES, STALL_SENT_BYTES,
 };
 use crate::mix::CloseMode;
 use crate::pattern;
@@ -47,21 +45,24 @@ impl Worker<'_> {
     /// Starts a send of the queued bytes if none is in flight.
     pub(super) fn flush(&mut self, slot: usize) -> io::Result<()> {
         let conn = &mut self.conns[slot];
-        if conn.take_pending() {
-            let token = Token::new(Op::Send, slot, conn.generation).encode();
-            self.ring
-                .send(conn.socket.as_raw_fd(), &mut conn.send, token)?;
+        if let Some(buf) = conn.next_send() {
+            let token = Token::new(slot, conn.generation).encode();
+            conn.send_in_flight = Some(self.ring.send(&conn.socket, buf, token)?);
         }
         Ok(())
     }
 
-    pub(super) fn on_send(&mut self, slot: usize, completion: &Completion) -> io::Result<()> {
+    pub(super) fn on_send(&mut self, slot: usize, completion: &mut Completion) -> io::Result<()> {
         let conn = &mut self.conns[slot];
-        let res = conn.send.complete(completion);
+        let buf = completion
+            .take_sent()
+            .expect("a send completion hands its buffer back");
+        conn.send_returned(buf);
+        let res = completion.res();
         if res < 0 {
             let errno = -res;
             conn.pending.clear();
-            conn.send.take();
+            conn.send_rest = None;
             let outcome = match errno {
                 libc::ECONNREFUSED => Outcome::Refused,
                 libc::ECONNRESET | libc::EPIPE => Outcome::Rst,
@@ -85,16 +86,12 @@ impl Worker<'_> {
             conn.deadline_ns = 0;
             self.stats.opened += 1;
             self.shared.opened.fetch_add(1, Ordering::Relaxed);
-            let token = Token::new(Op::Recv, slot, conn.generation).encode();
-            self.ring
-                .recv_multi(conn.socket.as_raw_fd(), RECV_BUFFER_GROUP, token)?;
+            let token = Token::new(slot, conn.generation).encode();
+            self.ring.recv_multi(&conn.socket, token)?;
             conn.recv = RecvState::Armed;
         }
-        if conn.send.unsent_len() > 0 {
-            let token = Token::new(Op::Send, slot, conn.generation).encode();
-            return self
-                .ring
-                .send(conn.socket.as_raw_fd(), &mut conn.send, token);
+        if conn.send_rest.is_some() {
+            return self.flush(slot);
         }
         self.top_up(slot);
         self.flush(slot)?;
@@ -102,47 +99,16 @@ impl Worker<'_> {
     }
 
     /// Checks every reply a recv delivered against the request it answers.
-    pub(super) fn on_data(&mut self, slot: usize, bid: u16, len: usize) {
-        let conn = &mut self.conns[slot];
-        let data = self.bufs.filled(bid, len);
-        let stats = &mut self.stats;
-        stats.bytes_received += len as u64;
-        let now_ns = self.now_ns;
-        let open_loop = self.plan.request_rate.is_some();
-        let tag = conn.spec.tag;
-        let outstanding = &mut conn.outstanding;
-        let (mut replies, mut corrupt, mut unexpected) = (0u64, 0u64, 0u64);
-        let fed = conn.decoder.feed(data, |frame| {
-            let Some(request) = outstanding.pop_front() else {
-                unexpected += 1;
-                return Progress::Continue;
-            };
-            replies += 1;
-            if frame.kind != Kind::Echo
-                || !pattern::matches(tag, request.seq, request.len, frame.payload)
-            {
-                corrupt += 1;
-            }
-            let since = |ns: u64| now_ns.saturating_sub(ns) / 1000;
-            Stats::record_latency(&mut stats.latency_us, since(request.intended_ns));
-            if open_loop {
-                Stats::record_latency(&mut stats.latency_uncorrected_us, since(request.sent_ns));
-            }
-            Progress::Continue
-        });
-        conn.replies += replies;
-        conn.corrupt += corrupt + unexpected;
-        stats.replies += replies;
-        stats.corrupt_replies += corrupt + unexpected;
-        if unexpected > 0 {
-            stats.error("unrequested_reply");
-        }
-        if fed.is_err() {
-            stats.error("undecodable_reply_stream");
-            stats.corrupt_replies += 1;
-            conn.corrupt += 1;
-            conn.broken = true;
-        }
+    pub(super) fn on_data(&mut self, slot: usize, completion: &mut Completion) {
+        let (now_ns, open_loop) = (self.now_ns, self.plan.request_rate.is_some());
+        let Worker {
+            ring, conns, stats, ..
+        } = self;
+        let conn = &mut conns[slot];
+        ring.consume_buffer(completion, |data| {
+            check_replies(conn, stats, data, now_ns, open_loop);
+        })
+        .expect("a data completion has a buffer");
     }
 
     /// After the data of a recv CQE: more requests, and the next step of the connection.
@@ -162,10 +128,8 @@ impl Worker<'_> {
         let cancelling = conn.recv == RecvState::Cancelling;
         if (res > 0 || res == -libc::ENOBUFS) && !cancelling {
             // CQ overflow or an empty buffer ring: not a close, arm again.
-            let token = Token::new(Op::Recv, slot, conn.generation).encode();
-            return self
-                .ring
-                .recv_multi(conn.socket.as_raw_fd(), RECV_BUFFER_GROUP, token);
+            let token = Token::new(slot, conn.generation).encode();
+            return self.ring.recv_multi(&conn.socket, token);
         }
         conn.recv = RecvState::Done;
         let outcome = match res {
@@ -279,16 +243,13 @@ impl Worker<'_> {
         conn.set_outcome(outcome);
         conn.step = Step::Closing;
         conn.deadline_ns = 0;
+        let token = Token::new(slot, conn.generation).encode();
         if conn.recv == RecvState::Armed {
-            let target = Token::new(Op::Recv, slot, conn.generation).encode();
-            let token = Token::new(Op::Cancel, slot, conn.generation).encode();
-            self.ring.cancel(target, token)?;
+            self.ring.cancel(Target::Recv(token), token)?;
             conn.recv = RecvState::Cancelling;
         }
-        if conn.send.in_flight() {
-            let target = Token::new(Op::Send, slot, conn.generation).encode();
-            let token = Token::new(Op::Cancel, slot, conn.generation).encode();
-            self.ring.cancel(target, token)?;
+        if let Some(id) = conn.send_in_flight {
+            self.ring.cancel(Target::Send(id), token)?;
         }
         self.try_finish(slot)
     }
@@ -310,7 +271,7 @@ impl Worker<'_> {
     fn try_finish(&mut self, slot: usize) -> io::Result<()> {
         let conn = &self.conns[slot];
         let recv_over = matches!(conn.recv, RecvState::Off | RecvState::Done);
-        if !recv_over || conn.send.in_flight() {
+        if !recv_over || conn.send_in_flight.is_some() {
             return Ok(());
         }
         let conn = self.conns.remove(slot);
@@ -342,5 +303,45 @@ impl Worker<'_> {
         // Dropping `conn` closes the socket: FIN, or RST with SO_LINGER {1, 0}.
         drop(conn);
         Ok(())
+    }
+}
+
+/// Checks the replies in `data` against the requests they answer.
+fn check_replies(conn: &mut Conn, stats: &mut Stats, data: &[u8], now_ns: u64, open_loop: bool) {
+    let len = data.len();
+    stats.bytes_received += len as u64;
+    let tag = conn.spec.tag;
+    let outstanding = &mut conn.outstanding;
+    let (mut replies, mut corrupt, mut unexpected) = (0u64, 0u64, 0u64);
+    let fed = conn.decoder.feed(data, |frame| {
+        let Some(request) = outstanding.pop_front() else {
+            unexpected += 1;
+            return Progress::Continue;
+        };
+        replies += 1;
+        if frame.kind != Kind::Echo
+            || !pattern::matches(tag, request.seq, request.len, frame.payload)
+        {
+            corrupt += 1;
+        }
+        let since = |ns: u64| now_ns.saturating_sub(ns) / 1000;
+        Stats::record_latency(&mut stats.latency_us, since(request.intended_ns));
+        if open_loop {
+            Stats::record_latency(&mut stats.latency_uncorrected_us, since(request.sent_ns));
+        }
+        Progress::Continue
+    });
+    conn.replies += replies;
+    conn.corrupt += corrupt + unexpected;
+    stats.replies += replies;
+    stats.corrupt_replies += corrupt + unexpected;
+    if unexpected > 0 {
+        stats.error("unrequested_reply");
+    }
+    if fed.is_err() {
+        stats.error("undecodable_reply_stream");
+        stats.corrupt_replies += 1;
+        conn.corrupt += 1;
+        conn.broken = true;
     }
 }

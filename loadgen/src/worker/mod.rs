@@ -4,7 +4,6 @@
 mod conn;
 mod events;
 mod slots;
-mod token;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -12,18 +11,18 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use engine::sys::{BufRing, Completion, Ring};
+use engine::sys::{Completion, Op, Ring};
+use engine::token::{Token, GENERATION_MASK};
 
 pub use conn::ConnSpec;
 use conn::{start_connect, Conn, Step};
 use slots::Slots;
-use token::{Op, Token, GENERATION_MASK};
 
 use crate::cli::Shape;
 use crate::error::LoadgenError;
 use crate::limits::{
-    CONNECT_TIMEOUT, DRAIN_TIMEOUT, RECV_BUFFERS, RECV_BUFFER_BYTES, RECV_BUFFER_GROUP,
-    RING_CQ_ENTRIES, RING_SQ_ENTRIES, SCHEDULE_TICK, WAIT_SLICE,
+    CONNECT_TIMEOUT, DRAIN_TIMEOUT, RECV_BUFFERS, RECV_BUFFER_BYTES, RING_CQ_ENTRIES,
+    RING_SQ_ENTRIES, SCHEDULE_TICK, WAIT_SLICE,
 };
 use crate::plan::Specs;
 use crate::stats::{Outcome, Stats, TagResult};
@@ -84,7 +83,6 @@ struct Worker<'a> {
     plan: WorkerPlan,
     shared: &'a Shared,
     ring: Ring,
-    bufs: BufRing,
     conns: Slots<Conn>,
     generation: u32,
     stats: Stats,
@@ -117,8 +115,8 @@ pub fn run(plan: WorkerPlan, shared: &Shared) -> Result<Stats, LoadgenError> {
             error,
         })?;
     }
-    let ring = Ring::new(RING_SQ_ENTRIES, RING_CQ_ENTRIES)?;
-    let bufs = BufRing::new(&ring, RECV_BUFFER_GROUP, RECV_BUFFERS, RECV_BUFFER_BYTES)?;
+    let mut ring = Ring::new(RING_SQ_ENTRIES, RING_CQ_ENTRIES)?;
+    ring.provide_buffers(RECV_BUFFERS, RECV_BUFFER_BYTES)?;
     let stop_at_ns = plan.run_for.map(|d| d.as_nanos() as u64);
     let tag_capacity = usize::try_from(plan.conns.len())
         .unwrap_or(0)
@@ -127,7 +125,6 @@ pub fn run(plan: WorkerPlan, shared: &Shared) -> Result<Stats, LoadgenError> {
         plan,
         shared,
         ring,
-        bufs,
         conns: Slots::new(),
         generation: 0,
         // Reserved up front: growing a million-entry Vec mid-run stalls the worker for long
@@ -149,7 +146,6 @@ pub fn run(plan: WorkerPlan, shared: &Shared) -> Result<Stats, LoadgenError> {
         dirty: Vec::new(),
     };
     let result = worker.run_loop();
-    worker.teardown();
     result.map_err(|error| LoadgenError::Io {
         what: "worker io_uring",
         error,
@@ -193,8 +189,8 @@ impl Worker<'_> {
             self.ring.reap(&mut completions);
             self.clock();
             let replies_before = self.stats.replies;
-            for completion in &completions {
-                self.dispatch(completion)?;
+            for mut completion in completions.drain(..) {
+                self.dispatch(&mut completion)?;
             }
             self.shared
                 .replies
@@ -221,30 +217,27 @@ impl Worker<'_> {
         Duration::from_nanos(until_ns.saturating_sub(self.now_ns).max(1_000))
     }
 
-    fn dispatch(&mut self, completion: &Completion) -> std::io::Result<()> {
-        let Some(token) = Token::decode(completion.user_data()) else {
-            unreachable!("user_data {:#x} was never issued", completion.user_data());
-        };
+    fn dispatch(&mut self, completion: &mut Completion) -> std::io::Result<()> {
+        let token = Token::decode(completion.user_data());
         let slot = token.slot as usize;
         let live = self
             .conns
             .get(slot)
             .is_some_and(|c| c.generation == token.generation);
-        match token.op {
+        match completion.op() {
             Op::Cancel => Ok(()),
+            Op::Accept | Op::Poll => unreachable!("the loadgen neither accepts nor polls"),
             Op::Send => {
                 assert!(live, "a connection outlives its sends");
                 self.on_send(slot, completion)
             }
             Op::Recv => {
-                if let Some(bid) = completion.buffer_id() {
+                if completion.has_buffer() {
                     if live {
-                        let len = usize::try_from(completion.res()).expect("res > 0 with a buffer");
-                        self.on_data(slot, bid, len);
-                    }
-                    self.bufs.recycle(bid);
-                    if live {
+                        self.on_data(slot, completion);
                         self.after_data(slot)?;
+                    } else {
+                        let _ = self.ring.consume_buffer(completion, |_| ());
                     }
                 }
                 assert!(live, "a connection outlives its recv");
@@ -428,13 +421,6 @@ impl Worker<'_> {
             }
         }
         Ok(())
-    }
-
-    /// Unregisters the buffer ring once nothing can use it; on an error path, leaks instead.
-    fn teardown(&mut self) {
-        if self.conns.is_empty() {
-            let _ = self.bufs.unregister(&self.ring);
-        }
     }
 }
 

@@ -1,0 +1,302 @@
+//! The `engine` command line: every flag, checked as it is parsed, turned into a [`Config`].
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use engine::frame::MAX_FRAME_DEFAULT;
+use engine::{
+    ClassifyMode, Config, BATCH_WAIT_MAX, BUFFERS_DEFAULT, BUFFERS_MAX, BUFFER_SIZE_DEFAULT,
+    BUFFER_SIZE_MAX, BUFFER_SIZE_MIN, CONNECTIONS_PER_CORE_MAX, CORES_MAX, QUEUED_BYTES_DEFAULT,
+    QUEUED_BYTES_MIN, RING_ENTRIES_DEFAULT, RING_ENTRIES_MAX, RING_ENTRIES_MIN, TIMEOUT_MAX,
+    TIMEOUT_MIN,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolName {
+    /// The length-prefixed frame protocol (ECHO, CLOSE, HELLO).
+    Frame,
+}
+
+impl ProtocolName {
+    pub fn label(self) -> &'static str {
+        match self {
+            ProtocolName::Frame => "frame",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Classify {
+    /// No close records, no per-cause counters (to measure what classification costs).
+    Off,
+    /// Per-cause counters only.
+    Count,
+    /// Counters, one tracing event per close, and the close log if --close-log is given.
+    Log,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A per-core io_uring TCP server that records why every connection closed.
+///
+/// Serves a protocol (--protocol) on --listen and Prometheus metrics on --admin (GET /metrics).
+/// Each close is classified (peer_fin, peer_fin_mid_frame, peer_reset, idle_timeout,
+/// read_timeout, local_close, protocol_error, shutdown, tcp_timeout, aborted, error), counted,
+/// logged as a tracing event (target engine::close) and, with --close-log, written as one JSON
+/// line. SIGINT/SIGTERM drains: stop accepting, let started messages finish and replies flush,
+/// close every connection as `shutdown`, exit 0. Durations take units: 500ms, 30s, 2m.
+#[derive(Debug, Parser)]
+#[command(name = "engine", version, verbatim_doc_comment)]
+pub struct Args {
+    /// Protocol to serve.
+    #[arg(long, value_enum, default_value_t = ProtocolName::Frame)]
+    pub protocol: ProtocolName,
+    /// Address to serve on, HOST:PORT (one SO_REUSEPORT listener per core).
+    #[arg(long, default_value = "127.0.0.1:7000", value_parser = parse_addr)]
+    pub listen: SocketAddr,
+    /// Address of the metrics endpoint (GET /metrics), HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:7001", value_parser = parse_addr)]
+    pub admin: SocketAddr,
+    /// Worker threads, one io_uring each, pinned one per CPU [default: CPUs this process may use].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=i64::from(CORES_MAX)))]
+    pub cores: Option<u16>,
+    /// Close a connection that sent nothing for this long between messages (restarts on traffic).
+    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
+    pub idle_timeout: Duration,
+    /// Close a connection whose started message is not complete this long after its first byte.
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+    pub read_timeout: Duration,
+    /// Frame protocol: largest frame payload accepted, in bytes; longer frames are a protocol
+    /// error.
+    #[arg(long, default_value_t = MAX_FRAME_DEFAULT, value_parser = parse_max_frame)]
+    pub max_frame: usize,
+    /// Write one JSON line per closed connection to this file (appended; each line within ~20 ms
+    /// of its close, written by a separate thread).
+    #[arg(long, value_name = "PATH")]
+    pub close_log: Option<PathBuf>,
+    /// What to do with each close's classification.
+    #[arg(long, value_enum, default_value_t = Classify::Log)]
+    pub classify: Classify,
+    /// TCP_USER_TIMEOUT for accepted sockets: unacknowledged data this old aborts the connection.
+    #[arg(long, value_parser = parse_timeout)]
+    pub tcp_user_timeout: Option<Duration>,
+    /// Format of the log lines on stderr (filter them with RUST_LOG; default: info without the
+    /// per-close events, which RUST_LOG=info shows).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// After the first completion, gather more for up to this long before handling them: fewer
+    /// wake-ups at moderate load for at most this much added latency (e.g. 50us; Linux 6.12+,
+    /// ignored on older kernels). Off by default.
+    #[arg(long, value_parser = parse_batch_wait)]
+    pub batch_wait: Option<Duration>,
+    /// io_uring SQ entries per core (a power of two); the CQ gets four times as many.
+    #[arg(long, default_value_t = RING_ENTRIES_DEFAULT, value_parser = parse_ring_entries)]
+    pub ring_entries: u32,
+    /// Provided receive buffers per core (a power of two, at most 32768).
+    #[arg(long, default_value_t = BUFFERS_DEFAULT, value_parser = parse_buffers)]
+    pub buffers: u16,
+    /// Bytes per provided receive buffer.
+    #[arg(long, default_value_t = BUFFER_SIZE_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(i64::from(BUFFER_SIZE_MIN)..=i64::from(BUFFER_SIZE_MAX)))]
+    pub buffer_size: u32,
+    /// Open connections per core; further ones are accepted, closed at once, and counted
+    /// [default: what RLIMIT_NOFILE allows, at most 65536].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(CONNECTIONS_PER_CORE_MAX)))]
+    pub max_connections: Option<u32>,
+    /// Reply bytes queued per connection before the engine stops reading from it.
+    #[arg(long, default_value_t = QUEUED_BYTES_DEFAULT, value_parser = parse_queued_bytes)]
+    pub max_queued_bytes: usize,
+    /// On SIGINT/SIGTERM, how long to wait for started messages and replies before closing anyway.
+    #[arg(long, default_value = "5s", value_parser = parse_timeout)]
+    pub shutdown_timeout: Duration,
+}
+
+impl Args {
+    /// The engine's configuration (the protocol's own flags are read by `main`).
+    pub fn config(&self) -> Config {
+        let classify = match self.classify {
+            Classify::Off => ClassifyMode::Off,
+            Classify::Count => ClassifyMode::Count,
+            Classify::Log => ClassifyMode::Log,
+        };
+        let mut config = Config::new()
+            .listen(self.listen)
+            .admin(Some(self.admin))
+            .idle_timeout(self.idle_timeout)
+            .read_timeout(self.read_timeout)
+            .shutdown_timeout(self.shutdown_timeout)
+            .tcp_user_timeout(self.tcp_user_timeout)
+            .close_log(self.close_log.clone())
+            .classify(classify)
+            .batch_wait(self.batch_wait)
+            .ring_entries(self.ring_entries)
+            .buffers(self.buffers, self.buffer_size)
+            .max_queued_bytes(self.max_queued_bytes);
+        if let Some(cores) = self.cores {
+            config = config.cores(cores);
+        }
+        if let Some(per_core) = self.max_connections {
+            config = config.max_connections(per_core);
+        }
+        config
+    }
+}
+
+/// `HOST:PORT`: an IP address, or a name resolved now (`localhost:7000`; IPv4 first).
+fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|error| format!("`{text}` is not HOST:PORT ({error})"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("`{text}` resolves to no address"))
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|error| format!("`{text}` is not a duration like 200ms or 30s ({error})"))
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if !(TIMEOUT_MIN..=TIMEOUT_MAX).contains(&duration) {
+        return Err(format!(
+            "must be between {} and {}",
+            humantime::format_duration(TIMEOUT_MIN),
+            humantime::format_duration(TIMEOUT_MAX)
+        ));
+    }
+    Ok(duration)
+}
+
+fn parse_max_frame(text: &str) -> Result<usize, String> {
+    let value: usize = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a byte count"))?;
+    engine::frame::FrameProtocol::new(value)
+        .map(|proto| proto.max_frame())
+        .map_err(|error| error.to_string())
+}
+
+fn parse_buffers(text: &str) -> Result<u16, String> {
+    let value: u32 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a count"))?;
+    if value == 0 || !value.is_power_of_two() || value > u32::from(BUFFERS_MAX) {
+        return Err(format!(
+            "must be a power of two between 1 and {BUFFERS_MAX}"
+        ));
+    }
+    Ok(value as u16)
+}
+
+fn parse_batch_wait(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() || duration > BATCH_WAIT_MAX {
+        return Err(format!(
+            "must be between 1us and {}",
+            humantime::format_duration(BATCH_WAIT_MAX)
+        ));
+    }
+    Ok(duration)
+}
+
+fn parse_ring_entries(text: &str) -> Result<u32, String> {
+    let value: u32 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a count"))?;
+    if !value.is_power_of_two() || !(RING_ENTRIES_MIN..=RING_ENTRIES_MAX).contains(&value) {
+        return Err(format!(
+            "must be a power of two between {RING_ENTRIES_MIN} and {RING_ENTRIES_MAX}"
+        ));
+    }
+    Ok(value)
+}
+
+fn parse_queued_bytes(text: &str) -> Result<usize, String> {
+    let value: usize = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a byte count"))?;
+    if value < QUEUED_BYTES_MIN {
+        return Err(format!("must be at least {QUEUED_BYTES_MIN}"));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("engine").chain(extra.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_suit_a_user_who_just_runs_it() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(args.idle_timeout, Duration::from_secs(60));
+        assert_eq!(args.read_timeout, Duration::from_secs(10));
+        assert_eq!(args.max_frame, 16384);
+        assert_eq!(args.classify, Classify::Log);
+        assert_eq!(args.max_connections, None, "sized from the file limit");
+        args.config().validate().unwrap();
+    }
+
+    #[test]
+    fn hostnames_are_resolved() {
+        let args = parse(&["--listen", "localhost:7100"]).unwrap();
+        assert_eq!(args.listen.port(), 7100);
+        assert!(args.listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn bad_flags_are_errors_not_panics() {
+        for bad in [
+            &["--idle-timeout", "0s"][..],
+            &["--idle-timeout", "soon"],
+            &["--max-frame", "70000"],
+            &["--max-frame", "4"],
+            &["--buffers", "1000"],
+            &["--buffers", "65536"],
+            &["--ring-entries", "4"],
+            &["--batch-wait", "5ms"],
+            &["--batch-wait", "0us"],
+            &["--ring-entries", "100"],
+            &["--buffer-size", "1"],
+            &["--cores", "0"],
+            &["--max-queued-bytes", "10"],
+            &["--max-connections", "0"],
+            &["--classify", "maybe"],
+            &["--protocol", "gopher"],
+            &["--listen", "nowhere"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        let ok = parse(&[
+            "--idle-timeout",
+            "200ms",
+            "--buffers",
+            "4",
+            "--max-frame",
+            "65535",
+        ])
+        .unwrap();
+        assert_eq!(ok.idle_timeout, Duration::from_millis(200));
+        assert_eq!(ok.buffers, 4);
+        ok.config().validate().unwrap();
+    }
+}

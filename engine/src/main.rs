@@ -1,5 +1,0 @@
-//! The `engine` binary.
-
-fn main() -> std::process::ExitCode {
-    engine::cli::main()
-}
