@@ -19,6 +19,8 @@ benches/results/<date>-compare.txt. Usage:
     (cd benches/peers && cargo build --release)     # peers: a standalone workspace
     python3 benches/scripts/compare.py [--runs 5] [--duration 3s] [--scenario pipelined,...]
         [--servers engine,tokio,...] [--peers-dir DIR]   # DIR: where the peer-* binaries are
+        [--baseline PATH]   # A/B: an engine binary of another commit, run as "engine-base" in
+                            # every scenario and paired with "engine" run by run
 """
 
 import argparse
@@ -152,11 +154,17 @@ def sample(pid):
             "busy_s": busy_seconds({"cpu" + SERVER_CPU, "cpu" + LOADGEN_CPU}), "wall_s": time.monotonic()}
 
 
+BASELINE = "engine-base"
+# The binary "engine-base" runs (--baseline), if any.
+BASELINE_BINARY = {}
+
+
 def server_command(server, peers_dir):
     if is_engine(server):
         flags = ENGINE_VARIANTS.get(server, ([], []))[0]
         cores = [] if "--cores" in flags else ["--cores", "1"]
-        return [ENGINE, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"] + cores + flags
+        binary = BASELINE_BINARY.get(server, ENGINE)
+        return [binary, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"] + cores + flags
     return [os.path.join(peers_dir, f"peer-{server}"), "--listen", "127.0.0.1:0"]
 
 
@@ -395,6 +403,8 @@ def scenario_table(scenario, results, servers, args, out):
             f"{cell([r['cpu_us_per_unit'] for r in runs], 3):20} {cell([100 * r['user_share'] for r in runs], 0):16} "
             f"{cell([r['vcs_per_1k'] for r in runs], 1):20} {median(runs, 'client_cpu_percent'):11.0f} "
             f"{median(runs, 'other_cpu_percent'):6.0f} (max {max(r['other_cpu_percent'] for r in runs):3.0f}) {bad:4}")
+    if BASELINE in medians and "engine" in medians:
+        baseline_pairs(scenario, results, unit, out)
     peers = {s: m for s, m in medians.items() if not is_engine(s)}
     for name in [s for s in medians if is_engine(s)] if peers else []:
         engine = medians[name]
@@ -406,7 +416,18 @@ def scenario_table(scenario, results, servers, args, out):
 
 
 def is_engine(server):
-    return server == "engine" or server in ENGINE_VARIANTS
+    return server in ("engine", BASELINE) or server in ENGINE_VARIANTS
+
+
+def baseline_pairs(scenario, results, unit, out):
+    """engine / engine-base, run by run (the same repetition), with the paired interval."""
+    for key, what in (("rate", "conns/s" if unit == "conn" else "replies/s"),
+                      ("cpu_us_per_unit", f"CPU us/{unit}"), ("p99_us", "p99 us")):
+        ratios = pairstats.paired_ratios(runs_by_repetition(results, BASELINE, scenario, key),
+                                         runs_by_repetition(results, "engine", scenario, key))
+        if ratios:
+            text = pairstats.interval_text(ratios, lambda v: f"{v:.3f}x")
+            out(f"engine / {BASELINE} {what}: {text}")
 
 
 def goals(all_medians, results, out):
@@ -493,11 +514,18 @@ def main():
                         help="writes OUT.json (raw runs) and OUT.txt (this report)")
     parser.add_argument("--report", metavar="JSON", help="no runs: print the report of a saved OUT.json again "
                         "(and rewrite its OUT.txt)")
+    parser.add_argument("--loadgen", metavar="PATH", help=f"the loadgen binary (default {LOADGEN})")
+    parser.add_argument("--baseline", metavar="PATH", help="an engine binary (e.g. of the commit before a "
+                        "change) run as engine-base in every scenario, paired with engine")
     args = parser.parse_args()
+    global LOADGEN
+    LOADGEN = args.loadgen or LOADGEN
+    if args.baseline:
+        BASELINE_BINARY[BASELINE] = args.baseline
     if args.report:
         return report_again(args.report)
     scenarios = list(SCENARIOS) if args.scenario == "all" else args.scenario.split(",")
-    servers = args.servers.split(",")
+    servers = args.servers.split(",") + ([BASELINE] if args.baseline else [])
     for name in scenarios:
         if name not in SCENARIOS:
             sys.exit(f"unknown scenario {name!r}: one of {', '.join(SCENARIOS)}")
@@ -506,7 +534,8 @@ def main():
             sys.exit(f"{binary} is missing: run `cargo build --release -p engine -p loadgen` first")
     for server in list(servers):
         binary = server_command(server, args.peers_dir)[0]
-        if server not in SERVERS and server not in ENGINE_VARIANTS or not os.path.exists(binary):
+        known = server in SERVERS or server in ENGINE_VARIANTS or server == BASELINE
+        if not known or not os.path.exists(binary):
             print(f"skipping {server}: {binary} is missing (build benches/peers, or see --peers-dir)", file=sys.stderr)
             servers.remove(server)
     info = machine()

@@ -45,6 +45,14 @@ def paired_costs(base, other, higher_is_better):
     return [1 - r if higher_is_better else r - 1 for r in paired_ratios(base, other)]
 
 
+def interval_text(values, shown=lambda v: f"{v:.3f}"):
+    """The median of paired values with its order-statistic interval, as one phrase (no goal):
+    for an A/B where the question is whether the interval includes no change."""
+    low, high, coverage = median_interval(values)
+    return (f"{shown(statistics.median(values))}, {coverage:.0%} interval [{shown(low)}, {shown(high)}] "
+            f"over {len(values)} pairs")
+
+
 def verdict(costs, limit, name="cost", shown=lambda v: f"{v:+.1%}", goal=lambda v: f"{v:.0%}"):
     """(text, median, low, high): MET when the interval's upper end is within the limit, MISSED when
     its lower end is beyond it, otherwise UNRESOLVED (more runs would narrow it), and always
@@ -80,4 +88,6 @@ if __name__ == "__main__":
     assert "UNRESOLVED" in verdict([0.001] * 5, 0.02)[0]  # 93.75% < 95%
     assert verdict([0.05] * 8, 0.02)[0].endswith("MISSED")
     assert verdict([-0.05, 0.0, 0.01, 0.03, 0.04, 0.05, 0.06, 0.07], 0.02)[0].endswith("UNRESOLVED")
+    assert interval_text([1.0, 2.0, 3.0, 4.0, 5.0], lambda v: f"{v:.1f}") == \
+        "3.0, 94% interval [1.0, 5.0] over 5 pairs"
     print("pairstats: self-check ok")

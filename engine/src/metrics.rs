@@ -80,109 +80,142 @@ impl CoreMetrics {
     }
 }
 
+/// One metric family: name, type, help, and its samples as (labels, value).
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    samples: Vec<(String, u64)>,
+}
+
+impl Family {
+    fn counter(name: &'static str, help: &'static str, value: u64) -> Family {
+        Family::labelled(name, "counter", help, vec![(String::new(), value)])
+    }
+
+    fn labelled(
+        name: &'static str,
+        kind: &'static str,
+        help: &'static str,
+        samples: Vec<(String, u64)>,
+    ) -> Family {
+        Family {
+            name,
+            kind,
+            help,
+            samples,
+        }
+    }
+
+    fn write(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP {} {}\n# TYPE {} {}",
+            self.name, self.help, self.name, self.kind
+        );
+        for (labels, value) in &self.samples {
+            let _ = writeln!(out, "{}{labels} {value}", self.name);
+        }
+    }
+}
+
 /// Renders the sum over all cores in the Prometheus text format (version 0.0.4).
 pub fn render(cores: &[CoreMetrics], log_lines_dropped: u64) -> String {
-    let sum =
-        |get: &dyn Fn(&CoreMetrics) -> &Counter| cores.iter().map(|c| get(c).get()).sum::<u64>();
     let mut out = String::with_capacity(4096);
-    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
-    };
-    let plain = |value: u64| vec![(String::new(), value)];
-    family(
-        "engine_connections_accepted_total",
-        "counter",
-        "Connections accepted.",
-        &plain(sum(&|c| &c.accepted)),
-    );
-    family(
-        "engine_connections_open",
-        "gauge",
-        "Connections open now.",
-        &plain(sum(&|c| &c.open)),
-    );
-    family(
-        "engine_connections_rejected_total",
-        "counter",
-        "Connections closed at accept because the core was at --max-connections.",
-        &plain(sum(&|c| &c.rejected)),
-    );
-    let closed: Vec<(String, u64)> = Cause::ALL
+    for family in &families(cores, log_lines_dropped) {
+        family.write(&mut out);
+    }
+    out
+}
+
+fn closed_samples(cores: &[CoreMetrics]) -> Vec<(String, u64)> {
+    Cause::ALL
         .iter()
         .map(|cause| {
-            (
-                format!("{{cause=\"{}\"}}", cause.as_str()),
-                sum(&|c| &c.closed[cause.index()]),
-            )
+            let value = cores.iter().map(|c| c.closed[cause.index()].get()).sum();
+            (format!("{{cause=\"{}\"}}", cause.as_str()), value)
         })
-        .collect();
-    family(
-        "engine_connections_closed_total",
-        "counter",
-        "Connections closed, by cause.",
-        &closed,
-    );
-    family(
-        "engine_frames_received_total",
-        "counter",
-        "Frames decoded.",
-        &plain(sum(&|c| &c.frames_received)),
-    );
-    family(
-        "engine_bytes_received_total",
-        "counter",
-        "Bytes received.",
-        &plain(sum(&|c| &c.bytes_received)),
-    );
-    family(
-        "engine_bytes_sent_total",
-        "counter",
-        "Bytes sent.",
-        &plain(sum(&|c| &c.bytes_sent)),
-    );
-    family(
-        "engine_recv_rearms_total",
-        "counter",
-        "Multishot recvs armed again after a final completion that was not a close.",
-        &[
-            (
-                "{reason=\"enobufs\"}".to_owned(),
-                sum(&|c| &c.rearm_enobufs),
-            ),
-            (
-                "{reason=\"overflow\"}".to_owned(),
-                sum(&|c| &c.rearm_overflow),
-            ),
-        ],
-    );
-    let accept_errors: Vec<(String, u64)> = ACCEPT_ERRNOS
+        .collect()
+}
+
+fn accept_error_samples(cores: &[CoreMetrics]) -> Vec<(String, u64)> {
+    ACCEPT_ERRNOS
         .iter()
         .map(|&errno| socket::errno_name(errno))
         .chain(std::iter::once("other"))
         .enumerate()
         .map(|(slot, name)| {
-            (
-                format!("{{errno=\"{name}\"}}"),
-                sum(&|c| &c.accept_errors[slot]),
-            )
+            let value = cores.iter().map(|c| c.accept_errors[slot].get()).sum();
+            (format!("{{errno=\"{name}\"}}"), value)
         })
-        .collect();
-    family(
-        "engine_accept_errors_total",
-        "counter",
-        "Failed accepts, by errno.",
-        &accept_errors,
-    );
-    family(
-        "engine_log_lines_dropped_total",
-        "counter",
-        "Log lines dropped because stderr could not keep up (close records are never dropped).",
-        &plain(log_lines_dropped),
-    );
-    out
+        .collect()
+}
+
+fn families(cores: &[CoreMetrics], log_lines_dropped: u64) -> [Family; 10] {
+    let sum = |get: fn(&CoreMetrics) -> &Counter| cores.iter().map(|c| get(c).get()).sum::<u64>();
+    let rearms = vec![
+        ("{reason=\"enobufs\"}".to_owned(), sum(|c| &c.rearm_enobufs)),
+        (
+            "{reason=\"overflow\"}".to_owned(),
+            sum(|c| &c.rearm_overflow),
+        ),
+    ];
+    [
+        Family::counter(
+            "engine_connections_accepted_total",
+            "Connections accepted.",
+            sum(|c| &c.accepted),
+        ),
+        Family::labelled(
+            "engine_connections_open",
+            "gauge",
+            "Connections open now.",
+            vec![(String::new(), sum(|c| &c.open))],
+        ),
+        Family::counter(
+            "engine_connections_rejected_total",
+            "Connections closed at accept because the core was at its connection limit.",
+            sum(|c| &c.rejected),
+        ),
+        Family::labelled(
+            "engine_connections_closed_total",
+            "counter",
+            "Connections closed, by cause.",
+            closed_samples(cores),
+        ),
+        Family::counter(
+            "engine_frames_received_total",
+            "Messages (frames, requests) received.",
+            sum(|c| &c.frames_received),
+        ),
+        Family::counter(
+            "engine_bytes_received_total",
+            "Bytes received.",
+            sum(|c| &c.bytes_received),
+        ),
+        Family::counter(
+            "engine_bytes_sent_total",
+            "Bytes sent.",
+            sum(|c| &c.bytes_sent),
+        ),
+        Family::labelled(
+            "engine_recv_rearms_total",
+            "counter",
+            "Multishot recvs armed again after a final completion that was not a close.",
+            rearms,
+        ),
+        Family::labelled(
+            "engine_accept_errors_total",
+            "counter",
+            "Failed accepts, by errno.",
+            accept_error_samples(cores),
+        ),
+        Family::counter(
+            "engine_log_lines_dropped_total",
+            "Log lines dropped because stderr could not keep up (close records are never dropped).",
+            log_lines_dropped,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use crate::config::{
 use crate::core::{self, CoreExit, CoreSetup};
 use crate::metrics::CoreMetrics;
 use crate::protocol_api::Protocol;
-use crate::record::CloseLog;
+use crate::record::{CloseLog, CloseLogSender};
 use crate::sys::{socket, RingError, RingMode};
 
 /// Why an engine could not start. Printed as one line.
@@ -136,6 +136,25 @@ impl ShutdownHandle {
 
 /// A running engine. Dropping it without [`Server::wait`] leaves the cores running until the
 /// process exits.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use engine::{frame::FrameProtocol, Config, Server};
+///
+/// let config = Config::new()
+///     .listen("127.0.0.1:0".parse().unwrap()) // any free port
+///     .admin(None)
+///     .cores(1)
+///     .handle_signals(false);
+/// let server = Server::start(config, FrameProtocol::default()).unwrap();
+/// let mut client = std::net::TcpStream::connect(server.local_addr()).unwrap();
+/// client.write_all(&[0, 2, 0x01, b'h', b'i']).unwrap(); // ECHO "hi"
+/// let mut reply = [0; 5];
+/// client.read_exact(&mut reply).unwrap();
+/// assert_eq!(reply, [0, 2, 0x01, b'h', b'i']);
+/// server.shutdown_handle().shutdown(); // as SIGTERM: the connection closes as `shutdown`
+/// server.wait().unwrap();
+/// ```
 #[derive(Debug)]
 pub struct Server {
     listen: SocketAddr,
@@ -172,49 +191,22 @@ impl Server {
         })?;
         let metrics: Arc<[CoreMetrics]> = (0..cores).map(|_| CoreMetrics::default()).collect();
         let admin = start_admin(&config, &metrics)?;
-        let (close_log, close_sender) = match &config.close_log {
-            Some(path) => {
-                let (log, sender) = CloseLog::open(path).map_err(|error| StartError::CloseLog {
-                    path: path.display().to_string(),
-                    error,
-                })?;
-                (Some(log), Some(sender))
-            }
-            None => (None, None),
-        };
+        let (close_log, close_sender) = open_close_log(&config)?;
         let (events, inbox) = mpsc::channel();
         if config.signals {
             // Before any core starts: a SIGTERM from then on drains.
             watch_signals(events.clone())?;
         }
-        let protocol = Arc::new(protocol);
         let stop = Arc::new(AtomicBool::new(false));
+        let shared = Shared {
+            protocol: Arc::new(protocol),
+            settings,
+            metrics,
+            close_log: close_sender,
+            stop: stop.clone(),
+        };
         let (ready_tx, ready_rx) = mpsc::channel();
-        let mut wakes = Vec::with_capacity(cores);
-        let mut threads = Vec::with_capacity(cores);
-        for (core, listener) in listeners.into_iter().enumerate() {
-            let core = core as u16;
-            let wake = Arc::new(socket::eventfd().map_err(|error| StartError::Io {
-                what: "eventfd",
-                error,
-            })?);
-            wakes.push(wake.clone());
-            let setup = CoreSetup {
-                core,
-                // Pin core i to the i-th CPU we may use, when there are enough of them.
-                cpu: (cores <= cpus.len()).then(|| cpus[usize::from(core)]),
-                listener,
-                protocol: protocol.clone(),
-                settings: settings.clone(),
-                metrics: metrics.clone(),
-                close_log: close_sender.clone(),
-                wake,
-                stop: stop.clone(),
-            };
-            threads.push(spawn_core(setup, events.clone(), ready_tx.clone())?);
-        }
-        drop(close_sender);
-        drop(ready_tx);
+        let Cores { wakes, threads } = spawn_cores(listeners, &cpus, shared, &events, ready_tx)?;
         let mut server = Server {
             listen,
             admin,
@@ -372,10 +364,73 @@ impl Drop for ExitReport {
     }
 }
 
+/// What every core gets a handle to.
+struct Shared<P> {
+    protocol: Arc<P>,
+    settings: Arc<Settings>,
+    metrics: Arc<[CoreMetrics]>,
+    close_log: Option<CloseLogSender>,
+    stop: Arc<AtomicBool>,
+}
+
+type Ready = Sender<(u16, Result<RingMode, RingError>)>;
+
+/// One thread per listener, each pinned to its CPU when there are enough of them.
+fn spawn_cores<P: Protocol>(
+    listeners: Vec<OwnedFd>,
+    cpus: &[usize],
+    shared: Shared<P>,
+    events: &Sender<Event>,
+    ready: Ready,
+) -> Result<Cores, StartError> {
+    let cores = listeners.len();
+    let mut wakes = Vec::with_capacity(cores);
+    let mut threads = Vec::with_capacity(cores);
+    for (core, listener) in listeners.into_iter().enumerate() {
+        let wake = Arc::new(socket::eventfd().map_err(|error| StartError::Io {
+            what: "eventfd",
+            error,
+        })?);
+        wakes.push(wake.clone());
+        let setup = CoreSetup {
+            core: core as u16,
+            cpu: (cores <= cpus.len()).then(|| cpus[core]),
+            listener,
+            protocol: shared.protocol.clone(),
+            settings: shared.settings.clone(),
+            metrics: shared.metrics.clone(),
+            close_log: shared.close_log.clone(),
+            wake,
+            stop: shared.stop.clone(),
+        };
+        threads.push(spawn_core(setup, events.clone(), ready.clone())?);
+    }
+    Ok(Cores { wakes, threads })
+}
+
+/// The started cores: the eventfd that wakes each, and its thread.
+struct Cores {
+    wakes: Vec<Arc<OwnedFd>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+fn open_close_log(
+    config: &Config,
+) -> Result<(Option<CloseLog>, Option<CloseLogSender>), StartError> {
+    let Some(path) = &config.close_log else {
+        return Ok((None, None));
+    };
+    let (log, sender) = CloseLog::open(path).map_err(|error| StartError::CloseLog {
+        path: path.display().to_string(),
+        error,
+    })?;
+    Ok((Some(log), Some(sender)))
+}
+
 fn spawn_core<P: Protocol>(
     setup: CoreSetup<P>,
     events: Sender<Event>,
-    ready: Sender<(u16, Result<RingMode, RingError>)>,
+    ready: Ready,
 ) -> Result<JoinHandle<()>, StartError> {
     let core = setup.core;
     std::thread::Builder::new()

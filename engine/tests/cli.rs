@@ -129,3 +129,38 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn an_ordinary_start_prints_one_ready_line_and_no_warning() {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_engine"))
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let mut stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut ready).unwrap();
+    assert!(ready.starts_with("engine ready listen="), "{ready}");
+    assert!(ready.contains(" max_connections="), "{ready}");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(child.0.wait().unwrap().success(), "{stderr}");
+    assert!(rest.is_empty(), "one ready line only, then {rest:?}");
+    assert!(
+        !stderr.contains("WARN"),
+        "an ordinary start warns: {stderr}"
+    );
+    assert!(
+        !stderr.contains("ready"),
+        "the ready line is printed once: {stderr}"
+    );
+}

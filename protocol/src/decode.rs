@@ -292,8 +292,14 @@ mod tests {
         let Ok(Next::Frame { frame, len }) = next_frame(&stream, 100) else {
             panic!("a whole frame");
         };
-        assert_eq!((frame.kind, frame.payload, len), (Kind::Echo, &b"abc"[..], 6));
-        assert_eq!(next_frame(&stream[..2], 100), Ok(Next::Incomplete { len: None }));
+        assert_eq!(
+            (frame.kind, frame.payload, len),
+            (Kind::Echo, &b"abc"[..], 6)
+        );
+        assert_eq!(
+            next_frame(&stream[..2], 100),
+            Ok(Next::Incomplete { len: None })
+        );
         assert_eq!(
             next_frame(&stream[..4], 100),
             Ok(Next::Incomplete { len: Some(6) })

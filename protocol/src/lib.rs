@@ -3,9 +3,12 @@
 //! A frame is `len: u16 big-endian` (payload length), `kind: u8`, then `len` payload bytes.
 //! [`Decoder`] is incremental: it yields the same frames, or the same error, for any split of the
 //! byte stream, and holds no buffer while the stream sits at a frame boundary.
+//!
+//! [`http`] is an HTTP/1.1 request codec with the same split-independence, on `httparse`.
 
 mod decode;
 mod encode;
+pub mod http;
 
 pub use decode::{next_frame, DecodeError, Decoder, Next, Progress};
 pub use encode::{count_complete_frames, encode_frame, encoded_len};

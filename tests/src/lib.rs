@@ -18,6 +18,9 @@ use protocol::{encode_frame, Decoder, Kind, Progress, PAYLOAD_LEN_MAX};
 use serde_json::Value;
 use socket2::SockRef;
 
+/// Loopback listen and admin addresses on ports the kernel picks.
+pub const LOOPBACK_ADDRS: [&str; 4] = ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"];
+
 /// How long the engine may take to print its ready line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default bound of every wait: timers fire at ~200 ms, waits allow 5 s.
@@ -54,18 +57,26 @@ impl Engine {
     /// Starts the engine on loopback with one core, a fresh close log and the given extra flags.
     #[track_caller]
     pub fn start(args: &[&str]) -> Engine {
-        Engine::spawn(None, args)
+        Engine::spawn(&engine_binary(), None, args)
     }
 
     /// Like [`Engine::start`], with RLIMIT_NOFILE lowered to `nofile` (through `ulimit -n`).
     #[track_caller]
     pub fn start_with_fd_limit(nofile: u32, args: &[&str]) -> Engine {
-        Engine::spawn(Some(nofile), args)
+        Engine::spawn(&engine_binary(), Some(nofile), args)
+    }
+
+    /// Like [`Engine::start`], for another server built on the engine library that takes the
+    /// same `--listen`, `--admin`, `--cores` and `--close-log` flags and prints the same ready
+    /// line (an example, or a test's own server).
+    #[track_caller]
+    pub fn start_program(binary: &Path, args: &[&str]) -> Engine {
+        Engine::spawn(binary, None, args)
     }
 
     #[track_caller]
-    fn spawn(nofile: Option<u32>, args: &[&str]) -> Engine {
-        let binary = engine_binary();
+    fn spawn(binary: &Path, nofile: Option<u32>, args: &[&str]) -> Engine {
+        let binary = binary.to_path_buf();
         let dir = fresh_temp_dir();
         let mut command = match nofile {
             None => Command::new(&binary),
@@ -78,7 +89,7 @@ impl Engine {
                 command
             }
         };
-        command.args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]);
+        command.args(LOOPBACK_ADDRS);
         if !args.contains(&"--cores") {
             command.args(["--cores", "1"]);
         }
@@ -128,6 +139,11 @@ impl Engine {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
     }
 
     pub fn close_log(&self) -> PathBuf {
@@ -577,19 +593,37 @@ pub fn fd_count(pid: u32) -> usize {
 
 /// `<target>/<profile>/engine`: the test binary runs from `<target>/<profile>/deps/`.
 #[track_caller]
-fn engine_binary() -> PathBuf {
+pub fn engine_binary() -> PathBuf {
+    built(&profile_dir().join("engine"), "cargo build -p engine")
+}
+
+/// `<target>/<profile>/examples/NAME`, an example of the engine crate.
+#[track_caller]
+pub fn example_binary(name: &str) -> PathBuf {
+    built(
+        &profile_dir().join("examples").join(name),
+        &format!("cargo build -p engine --example {name}"),
+    )
+}
+
+#[track_caller]
+fn profile_dir() -> PathBuf {
     let test_binary = std::env::current_exe().expect("current_exe");
-    let profile_dir = test_binary
+    test_binary
         .parent()
         .and_then(Path::parent)
-        .expect("test binary lives in <target>/<profile>/deps");
-    let binary = profile_dir.join("engine");
+        .expect("test binary lives in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+#[track_caller]
+fn built(binary: &Path, how: &str) -> PathBuf {
     assert!(
         binary.is_file(),
-        "{} is missing: run `cargo build -p engine` first",
+        "{} is missing: run `{how}` first",
         binary.display()
     );
-    binary
+    binary.to_path_buf()
 }
 
 fn fresh_temp_dir() -> PathBuf {

@@ -111,9 +111,11 @@ impl<P: Protocol> Core<P> {
         self.records.send();
     }
 
-    /// The core is done: every record it holds goes to the writer.
+    /// The core is done: every record it holds goes to the writer, and the writer no longer
+    /// waits for this core (it finishes once every core let go).
     pub(super) fn finish_records(&mut self) {
         self.records.send();
+        self.records.log = None;
     }
 }
 

@@ -281,6 +281,7 @@ pub(crate) fn run<P: Protocol>(
         Err(panic) => {
             let message = panic_message(&*panic);
             core.fail_all();
+            core.finish_records();
             // The core's state is whatever the panic left: keep its ring and buffers (which the
             // kernel may still use) rather than tear them down.
             std::mem::forget(core);

@@ -2,12 +2,15 @@
 //!
 //! The peers differ only in how they move bytes; the protocol logic is this one function, built
 //! on the engine's own `protocol::Decoder`, so every peer answers byte for byte like the engine.
+//! The HTTP peers share [`arena`] (HttpArena's endpoints), the listener and the ready line.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
 
 use protocol::{encode_frame, Decoder, Kind, Progress};
 use socket2::{Domain, Protocol, Socket, Type};
+
+pub mod arena;
 
 /// The largest ECHO payload a peer accepts, as the engine's `--max-frame` default.
 pub const FRAME_PAYLOAD_MAX: usize = 16 * 1024;

@@ -1,0 +1,242 @@
+//! A complete request head, parsed by `httparse`, and the framing and persistence its fields
+//! decide (RFC 9112 §3, §6, §9.3).
+
+use std::mem::MaybeUninit;
+
+use super::error::Error;
+use super::examined;
+use super::fields::{self, ConnectionOptions, ContentLength, TransferCodings};
+use super::limits::{Caps, HEADERS_MAX_CAP};
+use super::request::{Body, Request, Version};
+
+/// How the body after a head is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// No body.
+    None,
+    /// Content-Length bytes (at most `body_max`).
+    Length(u32),
+    /// The chunked coding.
+    Chunked,
+}
+
+/// What a head says; becomes a [`Request`] once its body is complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Head<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub version: Version,
+    pub keep_alive: bool,
+    pub tag: Option<u64>,
+    pub framing: Framing,
+}
+
+impl<'a> Head<'a> {
+    pub fn into_request(self, body: Body<'a>) -> Request<'a> {
+        Request {
+            method: self.method,
+            path: self.path,
+            query: self.query,
+            version: self.version,
+            keep_alive: self.keep_alive,
+            tag: self.tag,
+            body,
+        }
+    }
+}
+
+/// Validates a request line as soon as its LF arrives: `input` ends right after that LF, and
+/// the line starts at `start` (after leading empty lines).
+pub(super) fn check_request_line(input: &[u8], start: usize) -> Result<(), Error> {
+    examined(input.len());
+    let mut request = httparse::Request::new(&mut []);
+    let mut no_fields: [MaybeUninit<httparse::Header<'_>>; 0] = [];
+    match request.parse_with_uninit_headers(input, &mut no_fields) {
+        // The head goes on: the header section is still partial.
+        Ok(httparse::Status::Partial) => Ok(()),
+        Ok(httparse::Status::Complete(_)) => Ok(()),
+        Err(error) => Err(line_error(input.get(start..).unwrap_or_default(), error)),
+    }
+}
+
+/// Names a request line `httparse` rejected: 505 for a well-formed version other than 1.0 and
+/// 1.1, or for a version-less `METHOD /target` line (HTTP/0.9); 400 otherwise.
+fn line_error(line: &[u8], error: httparse::Error) -> Error {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&byte| byte == b' ');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(method), Some(target), None, None)
+            if !method.is_empty()
+                && method.iter().all(u8::is_ascii_uppercase)
+                && target.starts_with(b"/") =>
+        {
+            Error::VersionNotSupported
+        }
+        (Some(_), Some(_), Some(version), None)
+            if error == httparse::Error::Version && is_version(version) =>
+        {
+            Error::VersionNotSupported
+        }
+        _ => Error::BadRequestLine,
+    }
+}
+
+/// `HTTP/` 1*DIGIT [ "." 1*DIGIT ].
+fn is_version(token: &[u8]) -> bool {
+    let Some(number) = token.strip_prefix(b"HTTP/") else {
+        return false;
+    };
+    let mut parts = number.splitn(2, |&byte| byte == b'.');
+    let digits = |part: &[u8]| !part.is_empty() && part.iter().all(u8::is_ascii_digit);
+    parts.next().is_some_and(digits) && parts.next().into_iter().all(digits)
+}
+
+/// Parses a complete head (`head` ends right after its blank line) and checks its framing.
+pub(super) fn parse<'a>(head: &'a [u8], caps: &Caps) -> Result<Head<'a>, Error> {
+    examined(head.len());
+    let mut slots = [MaybeUninit::<httparse::Header<'a>>::uninit(); HEADERS_MAX_CAP];
+    let slots = &mut slots[..usize::from(caps.headers_max)];
+    let mut request = httparse::Request::new(&mut []);
+    match request.parse_with_uninit_headers(head, slots) {
+        Ok(httparse::Status::Complete(len)) if len == head.len() => {}
+        Ok(_) => return Err(Error::BadHeader),
+        Err(httparse::Error::TooManyHeaders) => return Err(Error::TooManyHeaders),
+        Err(_) => return Err(Error::BadHeader),
+    }
+    let (Some(method), Some(target), Some(minor)) = (request.method, request.path, request.version)
+    else {
+        return Err(Error::BadRequestLine);
+    };
+    let version = match minor {
+        0 => Version::Http10,
+        1 => Version::Http11,
+        _ => return Err(Error::VersionNotSupported),
+    };
+    let mut hosts = 0usize;
+    let mut length = ContentLength::default();
+    let mut codings = TransferCodings::default();
+    let mut options = ConnectionOptions::default();
+    let mut tag = None;
+    for field in request.headers.iter() {
+        let name = field.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            length.add(field.value);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            codings.add(field.value);
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            options.add(field.value);
+        } else if name.eq_ignore_ascii_case(b"x-client-tag") && tag.is_none() {
+            tag = fields::client_tag(field.value);
+        }
+    }
+    match (version, hosts) {
+        (Version::Http11, 0) => return Err(Error::MissingHost),
+        (_, 2..) => return Err(Error::MultipleHost),
+        _ => {}
+    }
+    let framing = framing(version, length, codings, caps)?;
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    Ok(Head {
+        method,
+        path,
+        query,
+        version,
+        keep_alive: options.keep_alive(version == Version::Http11),
+        tag,
+        framing,
+    })
+}
+
+/// The body framing of RFC 9112 §6.3, stricter where smuggling lives: Transfer-Encoding with
+/// Content-Length, or in HTTP/1.0, is rejected rather than resolved.
+fn framing(
+    version: Version,
+    length: ContentLength,
+    codings: TransferCodings,
+    caps: &Caps,
+) -> Result<Framing, Error> {
+    if codings.present() {
+        if length.get().is_some() {
+            return Err(Error::LengthAndTransferEncoding);
+        }
+        if version == Version::Http10 {
+            return Err(Error::TransferEncodingHttp10);
+        }
+        codings.check()?;
+        return Ok(Framing::Chunked);
+    }
+    match length.get() {
+        None => Ok(Framing::None),
+        Some(Err(error)) => Err(error),
+        Some(Ok(len)) if len > u64::from(caps.body_max) => Err(Error::BodyTooLarge),
+        Some(Ok(len)) => Ok(Framing::Length(len as u32)), // <= body_max < 2^32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::limits::Limits;
+
+    #[test]
+    fn request_line_table() {
+        let cases: &[(&str, Result<(), Error>)] = &[
+            ("GET / HTTP/1.1\r\n", Ok(())),
+            ("GET / HTTP/1.0\n", Ok(())),
+            ("\r\nGET /x?y HTTP/1.1\r\n", Ok(())),
+            ("OPTIONS * HTTP/1.1\r\n", Ok(())),
+            ("GET http://a/b HTTP/1.1\r\n", Ok(())),
+            ("GET / HTTP/2.0\r\n", Err(Error::VersionNotSupported)),
+            ("GET / HTTP/1.2\r\n", Err(Error::VersionNotSupported)),
+            ("GET / HTTP/0.9\r\n", Err(Error::VersionNotSupported)),
+            ("GET / HTTP/2\r\n", Err(Error::VersionNotSupported)),
+            ("GET / HTTP/10.10\r\n", Err(Error::VersionNotSupported)),
+            ("GET /\r\n", Err(Error::VersionNotSupported)),
+            ("GET /index.html\n", Err(Error::VersionNotSupported)),
+            ("GET / http/1.1\r\n", Err(Error::BadRequestLine)),
+            ("GET / HTTP/\r\n", Err(Error::BadRequestLine)),
+            ("GET / HTTP/1.x\r\n", Err(Error::BadRequestLine)),
+            ("GET / HTTP/1.1 \r\n", Err(Error::BadRequestLine)),
+            ("GET  / HTTP/1.1\r\n", Err(Error::BadRequestLine)),
+            ("GET / HTTP/1.1\rx\n", Err(Error::BadRequestLine)),
+            ("GET\r\n", Err(Error::BadRequestLine)),
+            ("get x\r\n", Err(Error::BadRequestLine)),
+            ("G(T / HTTP/1.1\r\n", Err(Error::BadRequestLine)),
+            ("GET /a b HTTP/1.1\r\n", Err(Error::BadRequestLine)),
+            ("GET /\x01 HTTP/1.1\r\n", Err(Error::BadRequestLine)),
+            (" GET / HTTP/1.1\r\n", Err(Error::BadRequestLine)),
+        ];
+        for (line, expected) in cases {
+            let start = line.len() - line.trim_start_matches(['\r', '\n']).len();
+            assert_eq!(
+                check_request_line(line.as_bytes(), start),
+                *expected,
+                "{line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn parse_splits_the_target() {
+        let caps = Caps::new(&Limits::default());
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("/", "/", None),
+            ("/baseline11?a=13&b=42", "/baseline11", Some("a=13&b=42")),
+            ("/x?", "/x", Some("")),
+            ("/x?a?b", "/x", Some("a?b")),
+            ("*", "*", None),
+        ];
+        for (target, path, query) in cases {
+            let head = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+            let parsed = parse(head.as_bytes(), &caps).expect(target);
+            assert_eq!((parsed.path, parsed.query), (*path, *query), "{target}");
+        }
+    }
+}
