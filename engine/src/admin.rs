@@ -1,82 +1,65 @@
-//! The admin endpoint: `GET /metrics` in Prometheus text format, on its own thread.
+//! The admin endpoint: `GET /metrics` (also `HEAD`, and `/metrics?...`) in Prometheus text
+//! format, served by the engine's own HTTP protocol on a core of its own. Its connections get the
+//! engine's timeouts, limits and close causes (counted apart, as `engine_admin_*`), and one slow
+//! or idle client cannot delay another's scrape.
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
 
+use protocol::http::{write_response, ConnectionHeader, HttpDate, Request, Response};
+
+use crate::config::LogDrops;
+use crate::http::{Answer, Handler};
 use crate::metrics::{render, CoreMetrics};
 
-/// A request head larger than this is refused.
-const REQUEST_HEAD_MAX: usize = 8 * 1024;
-/// A slow admin client cannot hold the thread longer than this.
-const ADMIN_IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// The admin core's resources: a few scrapers at a time, small receive buffers.
+pub const ADMIN_CONNECTIONS_MAX: u32 = 1024;
+pub const ADMIN_RING_ENTRIES: u32 = 256;
+pub const ADMIN_BUFFERS: u16 = 64;
+pub const ADMIN_BUFFER_SIZE: u32 = 4096;
 
-/// Binds the admin address and serves it on a background thread. Returns the bound address.
-pub fn serve(
-    addr: SocketAddr,
-    metrics: Arc<[CoreMetrics]>,
-    log_drops: impl Fn() -> u64 + Send + 'static,
-) -> io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr)?;
-    let local = listener.local_addr()?;
-    std::thread::Builder::new()
-        .name("admin".into())
-        .spawn(move || {
-            for stream in listener.incoming() {
-                match stream {
-                    Ok(stream) => {
-                        if let Err(error) = handle(stream, &metrics, &log_drops) {
-                            tracing::debug!(%error, "admin request failed");
-                        }
-                    }
-                    Err(error) => tracing::warn!(%error, "admin accept failed"),
-                }
-            }
-        })?;
-    Ok(local)
+const METRICS_PATH: &str = "/metrics";
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
+/// Answers `/metrics` with the sum of every core's counters.
+pub struct Metrics {
+    /// The serving cores' counters.
+    pub cores: Arc<[CoreMetrics]>,
+    /// The admin core's own.
+    pub admin: Arc<[CoreMetrics]>,
+    pub log_drops: Option<LogDrops>,
 }
 
-fn handle(
-    mut stream: TcpStream,
-    metrics: &[CoreMetrics],
-    log_drops: &dyn Fn() -> u64,
-) -> io::Result<()> {
-    stream.set_read_timeout(Some(ADMIN_IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(ADMIN_IO_TIMEOUT))?;
-    let head = read_head(&mut stream)?;
-    let request_line = head.lines().next().unwrap_or_default();
-    let mut parts = request_line.split_whitespace();
-    let (status, body) = match (parts.next(), parts.next()) {
-        (Some("GET"), Some("/metrics")) => ("200 OK", render(metrics, log_drops())),
-        (Some("GET"), Some(_)) => ("404 Not Found", "only /metrics is served\n".to_owned()),
-        _ => (
-            "405 Method Not Allowed",
-            "only GET /metrics is served\n".to_owned(),
-        ),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes())
-}
-
-fn read_head(stream: &mut TcpStream) -> io::Result<String> {
-    let mut head = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        if head.len() > REQUEST_HEAD_MAX {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "request head too large",
-            ));
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&chunk[..n]);
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("cores", &self.cores.len())
+            .finish_non_exhaustive()
     }
-    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+impl Handler for Metrics {
+    fn respond(&self, request: &Request<'_>, date: &HttpDate, out: &mut Vec<u8>) -> Answer {
+        let (status, allow, text) = match (request.path, request.method) {
+            (METRICS_PATH, "GET" | "HEAD") => {
+                let dropped = self.log_drops.as_ref().map_or(0, |count| count());
+                (200, None, render(&self.cores, &self.admin, dropped))
+            }
+            (METRICS_PATH, _) => (405, Some("GET, HEAD"), "only GET /metrics\n".to_owned()),
+            _ => (404, None, "only /metrics is served here\n".to_owned()),
+        };
+        let response = Response {
+            status,
+            content_type: CONTENT_TYPE,
+            body: text.as_bytes(),
+            allow,
+            head_only: request.method == "HEAD",
+            connection: ConnectionHeader::new(request.version, request.keep_alive),
+        };
+        write_response(out, date, &response);
+        if request.keep_alive {
+            Answer::KeepAlive
+        } else {
+            Answer::Close
+        }
+    }
 }

@@ -54,6 +54,7 @@ mod config;
 mod conn;
 mod core;
 pub mod frame;
+pub mod http;
 pub mod metrics;
 mod protocol_api;
 pub mod record;

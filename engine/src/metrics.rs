@@ -119,13 +119,41 @@ impl Family {
     }
 }
 
-/// Renders the sum over all cores in the Prometheus text format (version 0.0.4).
-pub fn render(cores: &[CoreMetrics], log_lines_dropped: u64) -> String {
-    let mut out = String::with_capacity(4096);
-    for family in &families(cores, log_lines_dropped) {
+/// Renders the sum over the serving cores, then the admin endpoint's own connections, in the
+/// Prometheus text format (version 0.0.4).
+pub fn render(cores: &[CoreMetrics], admin: &[CoreMetrics], log_lines_dropped: u64) -> String {
+    let mut out = String::with_capacity(8192);
+    for family in families(cores, log_lines_dropped)
+        .iter()
+        .chain(&admin_families(admin))
+    {
         family.write(&mut out);
     }
     out
+}
+
+/// The connections of the admin endpoint itself, apart from the served ones.
+fn admin_families(admin: &[CoreMetrics]) -> [Family; 3] {
+    let sum = |get: fn(&CoreMetrics) -> &Counter| admin.iter().map(|c| get(c).get()).sum::<u64>();
+    [
+        Family::counter(
+            "engine_admin_connections_accepted_total",
+            "Connections to the metrics endpoint accepted.",
+            sum(|c| &c.accepted),
+        ),
+        Family::labelled(
+            "engine_admin_connections_open",
+            "gauge",
+            "Connections to the metrics endpoint open now.",
+            vec![(String::new(), sum(|c| &c.open))],
+        ),
+        Family::labelled(
+            "engine_admin_connections_closed_total",
+            "counter",
+            "Connections to the metrics endpoint closed, by cause.",
+            closed_samples(admin),
+        ),
+    ]
 }
 
 fn closed_samples(cores: &[CoreMetrics]) -> Vec<(String, u64)> {
@@ -238,7 +266,9 @@ mod tests {
         cores[0].count_accept_error(libc::EMFILE);
         cores[0].count_accept_error(libc::EBADF);
         cores[1].count_rearm(Rearm::Enobufs);
-        let text = render(&cores, 3);
+        let admin = [CoreMetrics::default()];
+        admin[0].closed[Cause::LocalClose.index()].add(2);
+        let text = render(&cores, &admin, 3);
         for line in [
             "engine_connections_accepted_total 5",
             "engine_connections_closed_total{cause=\"peer_reset\"} 4",
@@ -248,6 +278,8 @@ mod tests {
             "engine_recv_rearms_total{reason=\"enobufs\"} 1",
             "engine_recv_rearms_total{reason=\"overflow\"} 0",
             "engine_log_lines_dropped_total 3",
+            "engine_admin_connections_closed_total{cause=\"local_close\"} 2",
+            "engine_admin_connections_closed_total{cause=\"peer_fin\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -15,13 +15,16 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use protocol::http;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::admin;
 use crate::config::{
     Config, ConfigError, Settings, CONNECTIONS_PER_CORE_DEFAULT_MAX, CORES_MAX, FD_RESERVE,
 };
 use crate::core::{self, CoreExit, CoreSetup};
+use crate::http::Http;
 use crate::metrics::CoreMetrics;
 use crate::protocol_api::Protocol;
 use crate::record::{CloseLog, CloseLogSender};
@@ -164,7 +167,10 @@ pub struct Server {
     ring_mode: RingMode,
     stop: Arc<AtomicBool>,
     wakes: Vec<Arc<OwnedFd>>,
+    /// The serving cores' threads, then the admin core's.
     threads: Vec<JoinHandle<()>>,
+    /// Stopped only once every serving core has: metrics stay scrapable during a drain.
+    admin_core: Option<AdminCore>,
     events: Sender<Event>,
     inbox: Receiver<Event>,
     close_log: Option<CloseLog>,
@@ -190,7 +196,7 @@ impl Server {
             error,
         })?;
         let metrics: Arc<[CoreMetrics]> = (0..cores).map(|_| CoreMetrics::default()).collect();
-        let admin = start_admin(&config, &metrics)?;
+        let admin_listener = bind_admin(&config)?;
         let (close_log, close_sender) = open_close_log(&config)?;
         let (events, inbox) = mpsc::channel();
         if config.signals {
@@ -206,7 +212,36 @@ impl Server {
             stop: stop.clone(),
         };
         let (ready_tx, ready_rx) = mpsc::channel();
-        let Cores { wakes, threads } = spawn_cores(listeners, &cpus, shared, &events, ready_tx)?;
+        let cores_metrics = shared.metrics.clone();
+        let Cores { wakes, mut threads } =
+            spawn_cores(listeners, &cpus, shared, &events, ready_tx.clone())?;
+        let (mut admin, mut admin_core_handle) = (None, None);
+        if let Some(listener) = admin_listener {
+            admin = Some(
+                socket::local_addr(&listener).map_err(|error| StartError::Io {
+                    what: "getsockname",
+                    error,
+                })?,
+            );
+            let wake = Arc::new(socket::eventfd().map_err(|error| StartError::Io {
+                what: "eventfd",
+                error,
+            })?);
+            let admin_stop = Arc::new(AtomicBool::new(false));
+            let setup = admin_core(
+                &config,
+                cores,
+                listener,
+                cores_metrics,
+                wake.clone(),
+                admin_stop.clone(),
+            );
+            threads.push(spawn_core(setup, events.clone(), ready_tx)?);
+            admin_core_handle = Some(AdminCore {
+                stop: admin_stop,
+                wake,
+            });
+        }
         let mut server = Server {
             listen,
             admin,
@@ -216,6 +251,7 @@ impl Server {
             stop,
             wakes,
             threads,
+            admin_core: admin_core_handle,
             events,
             inbox,
             close_log,
@@ -230,12 +266,13 @@ impl Server {
         ready: Receiver<(u16, Result<RingMode, RingError>)>,
     ) -> Result<RingMode, StartError> {
         let mut mode = RingMode::DeferTaskrun;
-        for _ in 0..self.cores {
+        for _ in 0..self.threads.len() {
             let (core, result) = ready.recv().expect("every core reports once");
             match result {
                 Ok(ring_mode) => mode = ring_mode,
                 Err(error) => {
                     self.stop_cores();
+                    self.stop_admin();
                     tracing::debug!(core, "core failed to start");
                     return Err(StartError::Ring(error));
                 }
@@ -278,7 +315,8 @@ impl Server {
     /// connection and written every record, or a core failed and the others drained.
     pub fn wait(mut self) -> Result<(), RunError> {
         let mut failure = None;
-        let mut running = self.cores;
+        let mut running = self.threads.len();
+        let mut serving = self.cores;
         while running > 0 {
             match self.inbox.recv().expect("this server holds a sender") {
                 Event::Signal(signal) => {
@@ -288,10 +326,16 @@ impl Server {
                 Event::Shutdown => self.stop_cores(),
                 Event::Exited { core, exit } => {
                     running -= 1;
+                    if usize::from(core) < self.cores {
+                        serving -= 1;
+                    }
                     if let Some(error) = core_failure(core, exit) {
                         tracing::error!(%error, "stopping the other cores");
                         failure.get_or_insert(error);
                         self.stop_cores();
+                    }
+                    if serving == 0 {
+                        self.stop_admin();
                     }
                 }
             }
@@ -308,6 +352,13 @@ impl Server {
                 tracing::info!("drained; exiting");
                 Ok(())
             }
+        }
+    }
+
+    fn stop_admin(&self) {
+        if let Some(admin) = &self.admin_core {
+            admin.stop.store(true, Ordering::Relaxed);
+            socket::eventfd_signal(&*admin.wake);
         }
     }
 
@@ -399,6 +450,7 @@ fn spawn_cores<P: Protocol>(
             protocol: shared.protocol.clone(),
             settings: shared.settings.clone(),
             metrics: shared.metrics.clone(),
+            metrics_slot: core,
             close_log: shared.close_log.clone(),
             wake,
             stop: shared.stop.clone(),
@@ -406,6 +458,13 @@ fn spawn_cores<P: Protocol>(
         threads.push(spawn_core(setup, events.clone(), ready.clone())?);
     }
     Ok(Cores { wakes, threads })
+}
+
+/// What stops the admin core.
+#[derive(Debug)]
+struct AdminCore {
+    stop: Arc<AtomicBool>,
+    wake: Arc<OwnedFd>,
 }
 
 /// The started cores: the eventfd that wakes each, and its thread.
@@ -470,19 +529,50 @@ fn watch_signals(events: Sender<Event>) -> Result<(), StartError> {
     Ok(())
 }
 
-fn start_admin(
-    config: &Config,
-    metrics: &Arc<[CoreMetrics]>,
-) -> Result<Option<SocketAddr>, StartError> {
+/// Binds the admin address (a plain listener: no other process may share it).
+fn bind_admin(config: &Config) -> Result<Option<OwnedFd>, StartError> {
     let Some(addr) = config.admin else {
         return Ok(None);
     };
-    let log_drops = config.log_drops.clone();
-    crate::admin::serve(addr, metrics.clone(), move || {
-        log_drops.as_ref().map_or(0, |count| count())
-    })
-    .map(Some)
-    .map_err(|error| StartError::Admin { addr, error })
+    socket::listen_exclusive(addr)
+        .map(Some)
+        .map_err(|error| StartError::Admin { addr, error })
+}
+
+/// The core that serves `/metrics` with the engine's HTTP protocol: the engine's timeouts,
+/// its own small limits, counters of its own, no close-log lines (the log is the served
+/// connections' record), not pinned.
+fn admin_core(
+    config: &Config,
+    id: usize,
+    listener: OwnedFd,
+    cores: Arc<[CoreMetrics]>,
+    wake: Arc<OwnedFd>,
+    stop: Arc<AtomicBool>,
+) -> CoreSetup<Http<admin::Metrics>> {
+    let mut settings = Settings::new(config, admin::ADMIN_CONNECTIONS_MAX);
+    settings.ring_entries = admin::ADMIN_RING_ENTRIES;
+    settings.buffers = admin::ADMIN_BUFFERS;
+    settings.buffer_size = admin::ADMIN_BUFFER_SIZE;
+    settings.batch_wait_us = 0;
+    let own: Arc<[CoreMetrics]> = Arc::new([CoreMetrics::default()]);
+    let handler = admin::Metrics {
+        cores,
+        admin: own.clone(),
+        log_drops: config.log_drops.clone(),
+    };
+    CoreSetup {
+        core: id as u16,
+        cpu: None,
+        listener,
+        protocol: Arc::new(Http::new(handler, http::Limits::default())),
+        settings: Arc::new(settings),
+        metrics: own,
+        metrics_slot: 0,
+        close_log: None,
+        wake,
+        stop,
+    }
 }
 
 fn bind_listeners(config: &Config, cores: usize) -> Result<Vec<OwnedFd>, StartError> {

@@ -3,6 +3,8 @@
 //! Every helper is `#[track_caller]` and panics with a message naming what it waited for, so a
 //! failing test points at its own line. Every wait is bounded in time.
 
+pub mod http;
+
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};

@@ -73,7 +73,7 @@ impl<P: Protocol> Core<P> {
         if conn.out.in_flight().is_none() {
             conn.drop_replies(&mut self.pool);
         }
-        let metrics = &self.metrics[usize::from(self.core)];
+        let metrics = &self.metrics[self.metrics_slot];
         metrics.open.sub(1);
         if self.settings.classify != ClassifyMode::Off {
             metrics.closed[closing.cause.index()].add(1);

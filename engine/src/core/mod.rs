@@ -48,7 +48,9 @@ pub(crate) struct CoreSetup<P> {
     pub listener: OwnedFd,
     pub protocol: Arc<P>,
     pub settings: Arc<Settings>,
+    /// The counters of every core of its kind; this core writes only `metrics[metrics_slot]`.
     pub metrics: Arc<[CoreMetrics]>,
+    pub metrics_slot: usize,
     pub close_log: Option<CloseLogSender>,
     /// Written by the main thread to wake the core, after setting `stop`.
     pub wake: Arc<OwnedFd>,
@@ -80,6 +82,7 @@ pub(crate) struct Core<P: Protocol> {
     next_generation: u32,
     settings: Arc<Settings>,
     metrics: Arc<[CoreMetrics]>,
+    metrics_slot: usize,
     records: Records,
     drain: Option<Drain>,
     batch: Option<Batch>,
@@ -122,6 +125,7 @@ impl<P: Protocol> Core<P> {
             next_generation: 0,
             records: Records::new(setup.close_log),
             metrics: setup.metrics,
+            metrics_slot: setup.metrics_slot,
             settings,
             drain: None,
             batch,
@@ -133,7 +137,7 @@ impl<P: Protocol> Core<P> {
     }
 
     fn metrics(&self) -> &CoreMetrics {
-        &self.metrics[usize::from(self.core)]
+        &self.metrics[self.metrics_slot]
     }
 
     fn context(&self) -> Context {

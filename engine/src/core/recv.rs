@@ -66,7 +66,7 @@ impl<P: Protocol> Core<P> {
                 (conn.feed(&**proto, data, pool, &cx), data.len())
             })
             .expect("the completion has a buffer");
-        let metrics = &metrics[usize::from(self.core)];
+        let metrics = &metrics[self.metrics_slot];
         metrics.bytes_received.add(len as u64);
         metrics.frames_received.add(fed.messages);
         let intent = fed.intent.or_else(|| {

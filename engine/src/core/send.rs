@@ -51,7 +51,7 @@ impl<P: Protocol> Core<P> {
                 if conn.out.pending() {
                     mark_flush(&mut self.flush_list, conn, slot);
                 }
-                self.metrics[usize::from(self.core)]
+                self.metrics[self.metrics_slot]
                     .bytes_sent
                     .add(sent.bytes as u64);
                 let facts = self.facts(slot);

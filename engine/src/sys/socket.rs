@@ -31,6 +31,20 @@ pub fn listen_reuseport(addr: SocketAddr, user_timeout: Option<Duration>) -> io:
     Ok(socket.into())
 }
 
+/// A listening TCP socket of this process alone (no SO_REUSEPORT): a port in use is an error.
+pub fn listen_exclusive(addr: SocketAddr) -> io::Result<OwnedFd> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
 /// The address a socket is bound to.
 pub fn local_addr(fd: &impl AsFd) -> io::Result<SocketAddr> {
     SockRef::from(fd)

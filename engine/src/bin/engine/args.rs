@@ -12,17 +12,21 @@ use engine::{
     QUEUED_BYTES_MIN, RING_ENTRIES_DEFAULT, RING_ENTRIES_MAX, RING_ENTRIES_MIN, TIMEOUT_MAX,
     TIMEOUT_MIN,
 };
+use protocol::http;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ProtocolName {
     /// The length-prefixed frame protocol (ECHO, CLOSE, HELLO).
     Frame,
+    /// HTTP/1.1 with HttpArena's H1 workload: GET /pipeline, GET and POST /baseline11.
+    Http,
 }
 
 impl ProtocolName {
     pub fn label(self) -> &'static str {
         match self {
             ProtocolName::Frame => "frame",
+            ProtocolName::Http => "http",
         }
     }
 }
@@ -76,6 +80,18 @@ pub struct Args {
     /// error.
     #[arg(long, default_value_t = MAX_FRAME_DEFAULT, value_parser = parse_max_frame)]
     pub max_frame: usize,
+    /// HTTP: longest request line, CRLF included (longer: 414).
+    #[arg(long, default_value_t = http::REQUEST_LINE_MAX, value_parser = parse_http_bytes)]
+    pub max_request_line: usize,
+    /// HTTP: largest request head — request line, headers, blank line — in bytes (larger: 431).
+    #[arg(long, default_value_t = http::HEAD_MAX, value_parser = parse_http_bytes)]
+    pub max_header_bytes: usize,
+    /// HTTP: most header fields in one request (more: 431).
+    #[arg(long, default_value_t = http::HEADERS_MAX, value_parser = parse_max_headers)]
+    pub max_headers: usize,
+    /// HTTP: largest request body in bytes, by Content-Length or chunked (larger: 413).
+    #[arg(long, default_value_t = http::BODY_MAX, value_parser = parse_http_bytes)]
+    pub max_body: usize,
     /// Write one JSON line per closed connection to this file (appended; each line within ~20 ms
     /// of its close, written by a separate thread).
     #[arg(long, value_name = "PATH")]
@@ -118,6 +134,21 @@ pub struct Args {
 }
 
 impl Args {
+    /// The HTTP protocol's limits (checked together: a request line cannot exceed the head).
+    pub fn http_limits(&self) -> Result<http::Limits, String> {
+        let limits = http::Limits {
+            request_line_max: self.max_request_line,
+            head_max: self.max_header_bytes,
+            headers_max: self.max_headers,
+            body_max: self.max_body,
+            ..http::Limits::default()
+        };
+        limits
+            .validate()
+            .map(|()| limits)
+            .map_err(|error| format!("--max-request-line/--max-header-bytes/--max-body: {error}"))
+    }
+
     /// The engine's configuration (the protocol's own flags are read by `main`).
     pub fn config(&self) -> Config {
         let classify = match self.classify {
@@ -189,6 +220,26 @@ fn parse_max_frame(text: &str) -> Result<usize, String> {
     engine::frame::FrameProtocol::new(value)
         .map(|proto| proto.max_frame())
         .map_err(|error| error.to_string())
+}
+
+fn parse_http_bytes(text: &str) -> Result<usize, String> {
+    let value: usize = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a byte count"))?;
+    if !(1..=http::BYTES_MAX_CAP).contains(&value) {
+        return Err(format!("must be between 1 and {}", http::BYTES_MAX_CAP));
+    }
+    Ok(value)
+}
+
+fn parse_max_headers(text: &str) -> Result<usize, String> {
+    let value: usize = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a count"))?;
+    if !(1..=http::HEADERS_MAX_CAP).contains(&value) {
+        return Err(format!("must be between 1 and {}", http::HEADERS_MAX_CAP));
+    }
+    Ok(value)
 }
 
 fn parse_buffers(text: &str) -> Result<u16, String> {
@@ -282,6 +333,8 @@ mod tests {
             &["--max-connections", "0"],
             &["--classify", "maybe"],
             &["--protocol", "gopher"],
+            &["--max-body", "0"],
+            &["--max-headers", "1000"],
             &["--listen", "nowhere"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
@@ -298,5 +351,13 @@ mod tests {
         assert_eq!(ok.idle_timeout, Duration::from_millis(200));
         assert_eq!(ok.buffers, 4);
         ok.config().validate().unwrap();
+        let http = parse(&["--protocol", "http", "--max-body", "100"]).unwrap();
+        assert_eq!(http.http_limits().unwrap().body_max, 100);
+        let inverted =
+            parse(&["--max-request-line", "20000", "--max-header-bytes", "1000"]).unwrap();
+        assert!(
+            inverted.http_limits().is_err(),
+            "a request line cannot exceed the head"
+        );
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use engine::frame::FrameProtocol;
+use engine::http::{Arena, Http};
 use engine::{Config, Protocol, Server};
 use tracing_subscriber::EnvFilter;
 
@@ -46,6 +47,10 @@ fn main() -> ExitCode {
             let proto = FrameProtocol::new(args.max_frame).expect("checked by the flag parser");
             run(config, proto, args.protocol)
         }
+        ProtocolName::Http => match args.http_limits() {
+            Ok(limits) => run(config, Http::new(Arena, limits), args.protocol),
+            Err(error) => Err(error.into()),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
