@@ -1,12 +1,14 @@
 //! Command line: the run flags (no subcommand), `merge` and `verify`, and their value parsers.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::limits::{CONNECTIONS_MAX, PAYLOAD_SIZES_MAX, PIPELINE_MAX, THREADS_MAX};
+use crate::limits::{
+    CONNECTIONS_DEFAULT, CONNECTIONS_MAX, PAYLOAD_SIZES_MAX, PIPELINE_MAX, THREADS_MAX, TOTAL_MAX,
+};
 use crate::mix::CloseMix;
 
 /// Load generator and verdict checker for the engine.
@@ -20,8 +22,16 @@ use crate::mix::CloseMix;
 ///   hold                   --hold N idle connections (after HELLO) kept for --duration
 /// Every connection first sends HELLO with a unique tag; every reply is checked byte for byte.
 /// --verify-log and --verify-metrics check the engine's close records and counters afterwards.
-/// Exit status: 0 all good, 1 a mismatch / lost or corrupt reply / unexpected close / failed
-/// connect, 2 bad flags or a setup error. Durations take units: 500ms, 10s, 2m.
+/// A run with --rate (open loop) or churn with --connect-rate reports the rate it reached next
+/// to the rate asked; more than 10% short does not pass.
+/// Exit status:
+///   0    everything checked out (and the asked rate was reached)
+///   1    a mismatch, lost or corrupt reply, unexpected close or failed connect
+///   2    bad flags or a setup error (fd limit, io_uring, CPU, --verify-log file missing, ...)
+///   3    everything checked out, but the run fell more than 10% short of its asked rate
+///   130  interrupted (Ctrl-C): the report covers what ran until then; a second Ctrl-C ends
+///        the loadgen at once
+/// Durations take units: 500ms, 10s, 2m.
 #[derive(Debug, Parser)]
 #[command(
     name = "loadgen",
@@ -67,12 +77,15 @@ pub enum Command {
 
 #[derive(Clone, Debug, Args)]
 pub struct RunArgs {
-    /// The engine's listen address.
-    #[arg(long, required = true)]
+    /// The engine's listen address, HOST:PORT (a name such as localhost:7000 is resolved, IPv4
+    /// first).
+    #[arg(long, required = true, value_name = "HOST:PORT", value_parser = parse_target)]
     pub target: Option<SocketAddr>,
-    /// Concurrent connections (closed/open loop: all of them; churn: at most this many at once).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=CONNECTIONS_MAX as u64))]
-    pub connections: u64,
+    /// Concurrent connections (closed/open loop: all of them; churn: at most this many at once)
+    /// [default: 1; churn with --connect-rate: as many as the rate needs, rate x (5s connect
+    /// timeout + --end-timeout), at most 65536 and what RLIMIT_NOFILE allows].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=CONNECTIONS_MAX as u64))]
+    pub connections: Option<u64>,
     /// Requests in flight per connection (open loop: the most it may have in flight).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=PIPELINE_MAX as u64))]
     pub pipeline: u64,
@@ -91,12 +104,14 @@ pub struct RunArgs {
     /// Bind connection i to the (i mod n)-th of these addresses before connecting.
     #[arg(long, value_name = "IP,IP..", value_delimiter = ',')]
     pub source_ips: Vec<IpAddr>,
-    /// Churn: new connections per second over all threads [default: as fast as allowed].
-    #[arg(long, value_name = "N", value_parser = parse_positive_rate)]
+    /// New connections per second over all threads [default: as fast as --connections allows].
+    /// Churn: the report shows the connect rate reached; more than 10% short does not pass
+    /// (exit 3).
+    #[arg(long, value_name = "N", value_parser = parse_connect_rate)]
     pub connect_rate: Option<f64>,
-    /// Churn: open this many connections in all, then stop.
+    /// Churn: open this many connections in all (at most 2^32 - 1), then stop.
     #[arg(long, value_name = "N", conflicts_with_all = ["hold", "rate"],
-          value_parser = clap::value_parser!(u64).range(1..=(1u64 << 40) - 1))]
+          value_parser = clap::value_parser!(u64).range(1..=TOTAL_MAX))]
     pub total: Option<u64>,
     /// Churn: ECHO requests per connection before it ends.
     #[arg(long, value_name = "M", default_value_t = 10, requires = "total")]
@@ -112,13 +127,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", conflicts_with = "rate",
           value_parser = clap::value_parser!(u64).range(1..=CONNECTIONS_MAX as u64))]
     pub hold: Option<u64>,
-    /// Open loop: requests per second over all connections.
-    #[arg(long, value_name = "R", value_parser = parse_positive_rate)]
+    /// Open loop: requests per second over all connections (> 0; without --rate the run is a
+    /// closed loop). The report shows the rate reached; more than 10% short does not pass
+    /// (exit 3).
+    #[arg(long, value_name = "R", value_parser = parse_request_rate)]
     pub rate: Option<f64>,
     /// How long a connection waits for the engine to close it (idle, stall, half-close, ...).
+    /// Idle and stall need more than the engine's --idle-timeout / --read-timeout.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub end_timeout: Duration,
-    /// After the run, check the engine's close log (its --close-log file) for every tag.
+    /// After the run, check the engine's close log (its --close-log file) for every tag. A
+    /// missing file is a setup error (exit 2), found before any traffic.
     #[arg(long, value_name = "PATH")]
     pub verify_log: Option<PathBuf>,
     /// Scrape this /metrics URL before and after the run and check the close counters' deltas.
@@ -130,7 +149,7 @@ pub struct RunArgs {
     /// Write the JSON report here (schema in loadgen/README.md).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
-    /// No progress lines.
+    /// No progress lines (otherwise on stderr: replies, connections open now, done, errors).
     #[arg(long)]
     pub quiet: bool,
 }
@@ -176,12 +195,9 @@ impl RunArgs {
         }
     }
 
-    /// Connections open at the same time, at most.
-    pub fn concurrency(&self) -> u64 {
-        match self.shape() {
-            Shape::Hold { count } => count,
-            _ => self.connections,
-        }
+    /// `--connections`, or its default.
+    pub fn connections(&self) -> u64 {
+        self.connections.unwrap_or(CONNECTIONS_DEFAULT)
     }
 }
 
@@ -238,13 +254,55 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|error| format!("{error} (use units: 500ms, 10s, 2m)"))
 }
 
-fn parse_positive_rate(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1e9 => Ok(rate),
-        _ => Err(format!(
-            "`{text}` is not a rate between 0 and 1e9 per second"
-        )),
+/// The largest rate either rate flag takes, per second.
+pub const RATE_MAX: f64 = 1e9;
+
+/// A rate in (0, RATE_MAX]; `flag`, `unit` and `without` make the message.
+fn parse_rate(text: &str, flag: &str, unit: &str, without: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= RATE_MAX => Ok(rate),
+        Ok(rate) if rate.is_finite() && rate > RATE_MAX => {
+            Err(format!("{flag} must be at most {RATE_MAX:e} {unit}/s"))
+        }
+        Ok(rate) if rate.is_finite() => Err(format!("{flag} must be > 0 ({without})")),
+        _ => Err(format!("`{text}` is not a number of {unit} per second")),
     }
+}
+
+fn parse_request_rate(text: &str) -> Result<f64, String> {
+    parse_rate(text, "--rate", "requests", "omit --rate for a closed loop")
+}
+
+fn parse_connect_rate(text: &str) -> Result<f64, String> {
+    parse_rate(
+        text,
+        "--connect-rate",
+        "connections",
+        "omit --connect-rate to open as fast as --connections allows",
+    )
+}
+
+/// `--target`: HOST:PORT, resolved; the first IPv4 address if there is one.
+fn parse_target(text: &str) -> Result<SocketAddr, String> {
+    resolve(text)
+}
+
+/// Resolves HOST:PORT (numeric or a name) to one address, IPv4 first.
+pub fn resolve(text: &str) -> Result<SocketAddr, String> {
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|error| format!("`{text}` is not a HOST:PORT that resolves ({error})"))?
+        .collect();
+    ipv4_first(&addrs).ok_or_else(|| format!("`{text}` resolves to no address"))
+}
+
+/// The first IPv4 address of `addrs`, else the first of any family.
+fn ipv4_first(addrs: &[SocketAddr]) -> Option<SocketAddr> {
+    addrs
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or(addrs.first())
+        .copied()
 }
 
 #[cfg(test)]
@@ -276,7 +334,82 @@ mod tests {
         let cli = parse(&["--target", "127.0.0.1:1", "--rate", "100"]).unwrap();
         assert_eq!(cli.run.shape(), Shape::OpenLoop { rate: 100.0 });
         let cli = parse(&["--target", "127.0.0.1:1", "--hold", "7"]).unwrap();
-        assert_eq!(cli.run.concurrency(), 7);
+        assert_eq!(cli.run.shape(), Shape::Hold { count: 7 });
+        assert_eq!(cli.run.connections(), CONNECTIONS_DEFAULT);
+    }
+
+    /// Defect: `--rate 0` said "`0` is not a rate between 0 and 1e9": 0 is rejected, and the
+    /// message says why and what to do instead.
+    #[test]
+    fn a_zero_rate_is_rejected_with_a_message_that_holds() {
+        for (flag, says) in [
+            (
+                "--rate",
+                "--rate must be > 0 (omit --rate for a closed loop)",
+            ),
+            ("--connect-rate", "--connect-rate must be > 0"),
+        ] {
+            for zero in ["0", "0.0", "-3"] {
+                let error = parse(&["--target", "127.0.0.1:1", &format!("{flag}={zero}")])
+                    .unwrap_err()
+                    .to_string();
+                assert!(error.contains(says), "{flag} {zero}: {error}");
+                assert!(!error.contains("between 0"), "{flag} {zero}: {error}");
+            }
+        }
+        let error = parse(&["--target", "127.0.0.1:1", "--rate", "2e9"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--rate must be at most 1e9"), "{error}");
+        let error = parse(&["--target", "127.0.0.1:1", "--rate", "fast"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("not a number of requests per second"),
+            "{error}"
+        );
+        assert_eq!(
+            parse(&["--target", "127.0.0.1:1", "--rate", "0.5"])
+                .unwrap()
+                .run
+                .rate,
+            Some(0.5)
+        );
+    }
+
+    /// The numbers --help spells out are the named limits.
+    #[test]
+    fn help_states_the_limits_it_is_built_on() {
+        use crate::limits::{CHURN_OPEN_MAX, CONNECT_TIMEOUT, RATE_TOLERANCE_PERCENT};
+        use crate::report::{EXIT_INTERRUPTED, EXIT_RATE_NOT_REACHED};
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        for needle in [
+            format!("more than {RATE_TOLERANCE_PERCENT}% short"),
+            format!("at most {CHURN_OPEN_MAX}"),
+            format!(
+                "{} connect timeout",
+                humantime::format_duration(CONNECT_TIMEOUT)
+            ),
+            format!("  {EXIT_RATE_NOT_REACHED}    everything checked out"),
+            format!("  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)"),
+        ] {
+            assert!(help.contains(&needle), "--help lacks {needle:?}:\n{help}");
+        }
+    }
+
+    /// Defect: `--target localhost:7000` was refused; names resolve, IPv4 first.
+    #[test]
+    fn a_target_name_resolves_ipv4_first() {
+        let cli = parse(&["--target", "localhost:7000"]).unwrap();
+        assert_eq!(cli.run.target, Some("127.0.0.1:7000".parse().unwrap()));
+        let v6: SocketAddr = "[::1]:7".parse().unwrap();
+        let v4: SocketAddr = "127.0.0.1:7".parse().unwrap();
+        assert_eq!(ipv4_first(&[v6, v4]), Some(v4));
+        assert_eq!(ipv4_first(&[v6]), Some(v6));
+        assert_eq!(ipv4_first(&[]), None);
+        let error = parse(&["--target", "localhost"]).unwrap_err().to_string();
+        assert!(error.contains("not a HOST:PORT that resolves"), "{error}");
     }
 
     #[test]

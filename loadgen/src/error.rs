@@ -15,6 +15,13 @@ pub enum LoadgenError {
     Cpu { cpu: usize, allowed: Vec<usize> },
     /// A report file could not be read or parsed.
     Report { path: PathBuf, error: String },
+    /// The close log to verify against cannot be read (missing: most likely the wrong path).
+    CloseLog {
+        /// The flag that named it (`--verify-log`, `--log`).
+        flag: &'static str,
+        path: PathBuf,
+        error: io::Error,
+    },
     /// The metrics endpoint could not be scraped.
     Metrics { url: String, error: String },
     /// Any other I/O failure, with what was being done.
@@ -42,6 +49,18 @@ impl fmt::Display for LoadgenError {
             }
             LoadgenError::Report { path, error } => {
                 write!(f, "report {}: {error}", path.display())
+            }
+            LoadgenError::CloseLog { flag, path, error } => {
+                if error.kind() == io::ErrorKind::NotFound {
+                    write!(
+                        f,
+                        "{flag} {}: no such file (the engine creates its --close-log file when \
+                         it starts: is this the path it was given?)",
+                        path.display()
+                    )
+                } else {
+                    write!(f, "{flag} {}: {error}", path.display())
+                }
             }
             LoadgenError::Metrics { url, error } => write!(f, "scraping {url}: {error}"),
             LoadgenError::Io { what, error } => write!(f, "{what}: {error}"),

@@ -4,13 +4,17 @@
 //! See README.md for the flags and the JSON report's schema.
 
 pub mod cli;
+pub mod concurrency;
 pub mod cpu;
+pub mod diagnose;
 pub mod error;
+pub mod interrupt;
 pub mod limits;
 pub mod mix;
 pub mod pattern;
 pub mod plan;
 pub mod progress;
+pub mod rate;
 pub mod report;
 pub mod run;
 pub mod stats;

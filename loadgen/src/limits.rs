@@ -17,7 +17,6 @@ pub const RING_CQ_ENTRIES: u32 = 8 * RING_SQ_ENTRIES;
 /// Provided receive buffers per worker and their size.
 pub const RECV_BUFFERS: u16 = 2048;
 pub const RECV_BUFFER_BYTES: u32 = 16 * 1024;
-/// Buffer group id of every worker's buffer ring (each worker has its own ring).
 /// Descriptors kept aside for the ring, the log, stdio and the metrics scrape.
 pub const FD_RESERVE: u64 = 64;
 /// Longest a worker sleeps in io_uring_enter before it looks at its timers and the stop flag.
@@ -48,8 +47,24 @@ pub const STALL_SENT_BYTES: usize = 2;
 pub const BAD_FRAME_KIND: u8 = 0x09;
 /// Kernel clock ticks per second of /proc/self/stat (USER_HZ: fixed at 100 in the Linux ABI).
 pub const USER_HZ: u64 = 100;
+/// Every tag is below 2^TAG_BITS, so JSON readers that hold numbers as doubles (jq,
+/// JavaScript) read it exactly.
+pub const TAG_BITS: u32 = 53;
 /// Bits of a tag that number connections within a run; the rest is a per-run nonce.
-pub const TAG_INDEX_BITS: u32 = 40;
+pub const TAG_INDEX_BITS: u32 = 32;
+/// Bits of the per-run nonce, above the index.
+pub const TAG_NONCE_BITS: u32 = TAG_BITS - TAG_INDEX_BITS;
+/// The largest `--total`: every connection of a run needs its own index.
+pub const TOTAL_MAX: u64 = (1 << TAG_INDEX_BITS) - 1;
+/// Churn with `--connect-rate` and no `--connections`: connections allowed open at once, at most.
+pub const CHURN_OPEN_MAX: u64 = 65_536;
+/// Closed loop, open loop and churn without `--connect-rate`: `--connections` when not given.
+pub const CONNECTIONS_DEFAULT: u64 = 1;
+/// A run that reaches less than its asked rate (request rate in open loop, connect rate in
+/// churn) by more than this share, in percent, does not pass.
+pub const RATE_TOLERANCE_PERCENT: u32 = 10;
+/// After Ctrl-C, how long connections may take to end before they are abandoned.
+pub const INTERRUPT_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 const _: () = assert!(RECV_BUFFERS.is_power_of_two());
 const _: () = assert!(MID_FRAME_SENT_BYTES > protocol::HEADER_LEN);
@@ -58,4 +73,8 @@ const _: () =
 const _: () = assert!(STALL_SENT_BYTES < protocol::HEADER_LEN);
 const _: () = assert!(protocol::Kind::from_byte(BAD_FRAME_KIND).is_none());
 const _: () = assert!((CONNECTIONS_MAX as u64) < (1 << TAG_INDEX_BITS));
+const _: () = assert!(TAG_NONCE_BITS >= 16 && TAG_INDEX_BITS + TAG_NONCE_BITS == TAG_BITS);
+const _: () = assert!(CHURN_OPEN_MAX <= CONNECTIONS_MAX as u64);
+const _: () = assert!(RATE_TOLERANCE_PERCENT > 0 && RATE_TOLERANCE_PERCENT < 100);
+const _: () = assert!(INTERRUPT_DRAIN_TIMEOUT.as_nanos() <= DRAIN_TIMEOUT.as_nanos());
 const _: () = assert!(RING_CQ_ENTRIES >= 2 * RING_SQ_ENTRIES);

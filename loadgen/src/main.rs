@@ -5,23 +5,18 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use loadgen::cli::{Cli, Command};
-use loadgen::report::Report;
-use loadgen::verify::{check_log, Verification};
+use loadgen::diagnose::end_timeout_hints;
+use loadgen::report::{Report, EXIT_SETUP};
+use loadgen::verify::{check_log, require_log, Verification};
 
-/// Exit codes: the verdict failed; bad flags or setup (clap also exits 2).
-const EXIT_FAILED: u8 = 1;
-const EXIT_SETUP: u8 = 2;
-
+/// Exit status: 0 pass, 1 failed checks, 2 bad flags or setup, 3 an asked rate not reached,
+/// 130 interrupted (see `loadgen --help`).
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(report) => {
             print!("{}", report.table());
-            if report.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_FAILED)
-            }
+            ExitCode::from(report.verdict().exit_code())
         }
         Err(error) => {
             eprintln!("loadgen: {error:#}");
@@ -49,6 +44,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
             json,
             verify_wait,
         }) => {
+            require_log(&log, "--log")?;
             let mut report = Report::read(&report)?;
             let mut verification = Verification {
                 lost_replies: report.tags.iter().map(|t| t.lost).sum(),
@@ -56,8 +52,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
                 ..Verification::default()
             };
             verification.check_client(&report.tags);
-            check_log(&log, &report.tags, verify_wait, &mut verification)?;
+            let causes = check_log(&log, &report.tags, verify_wait, &mut verification)?;
             report.verification = verification;
+            if let Some(end_timeout) = report_end_timeout(&report) {
+                report.hints = end_timeout_hints(&report.tags, end_timeout, Some(&causes));
+            }
             (report, json)
         }
     };
@@ -67,4 +66,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(report)
+}
+
+/// The `--end-timeout` a saved report's run used, if its config says.
+fn report_end_timeout(report: &Report) -> Option<std::time::Duration> {
+    let text = report.config.get("end_timeout")?.as_str()?;
+    humantime::parse_duration(text).ok()
 }

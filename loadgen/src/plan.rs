@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cli::{RunArgs, Shape};
-use crate::limits::TAG_INDEX_BITS;
+use crate::limits::{TAG_INDEX_BITS, TAG_NONCE_BITS};
 use crate::mix::{CloseMix, CloseMode};
 use crate::worker::{ConnSpec, WorkerPlan};
 
@@ -57,19 +57,25 @@ impl Specs {
 }
 
 /// A tag: the run's nonce in the high bits, the connection's index in the low ones, so that
-/// runs against one engine (one close log) never share a tag.
+/// runs against one engine (one close log) never share a tag. Below 2^TAG_BITS (2^53): exact
+/// in every JSON reader, also those that hold numbers as doubles.
 pub fn tag_of(nonce: u64, index: u64) -> u64 {
-    assert!(index < 1 << TAG_INDEX_BITS);
+    assert!(nonce < 1 << TAG_NONCE_BITS, "nonce {nonce:#x} too wide");
+    assert!(index < 1 << TAG_INDEX_BITS, "index {index:#x} too wide");
     nonce << TAG_INDEX_BITS | index
 }
 
-/// A per-run nonce of 64 - TAG_INDEX_BITS bits from the clock and the pid (never 0).
+/// A per-run nonce from the clock and the pid (see [`nonce_from`]).
 pub fn run_nonce() -> u64 {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let mixed = crate::mix::splitmix64(nanos ^ u64::from(std::process::id()) << 32);
-    (mixed >> TAG_INDEX_BITS).max(1)
+    nonce_from(nanos ^ u64::from(std::process::id()) << 32)
+}
+
+/// A nonce of TAG_NONCE_BITS bits, never 0, from any 64-bit seed.
+pub fn nonce_from(seed: u64) -> u64 {
+    (crate::mix::splitmix64(seed) >> (64 - TAG_NONCE_BITS)).max(1)
 }
 
 /// Splits `total` into `parts` shares differing by at most one; share `i`.
@@ -77,16 +83,15 @@ fn share(total: u64, parts: u64, i: u64) -> u64 {
     total / parts + u64::from(i < total % parts)
 }
 
-/// One plan per worker thread.
-pub fn plans(args: &RunArgs, nonce: u64) -> Vec<WorkerPlan> {
+/// One plan per worker thread; `concurrency`: connections open at once over all of them.
+pub fn plans(args: &RunArgs, nonce: u64, concurrency: u64) -> Vec<WorkerPlan> {
     let shape = args.shape();
     let total = match shape {
         Shape::Churn { total } => total,
         Shape::Hold { count } => count,
-        Shape::ClosedLoop | Shape::OpenLoop { .. } => args.connections,
+        Shape::ClosedLoop | Shape::OpenLoop { .. } => args.connections(),
     };
     let threads = args.threads.min(total).max(1);
-    let concurrency = args.concurrency();
     let mix = Arc::new(args.close_mix.clone());
     let sources: Arc<[IpAddr]> = args.source_ips.clone().into();
     let cpus = args
@@ -109,7 +114,8 @@ pub fn plans(args: &RunArgs, nonce: u64) -> Vec<WorkerPlan> {
                 stride: threads,
                 count: share(total, threads, w),
             },
-            concurrency: share(concurrency, threads, w).max(1) as usize,
+            concurrency: usize::try_from(share(concurrency, threads, w).max(1))
+                .unwrap_or(usize::MAX),
             connect_rate: args.connect_rate.map(|r| r / threads as f64),
             request_rate: match shape {
                 Shape::OpenLoop { rate } => Some(rate / threads as f64),
@@ -147,7 +153,7 @@ mod tests {
             "127.0.0.1,127.0.0.2",
         ])
         .unwrap();
-        let plans = plans(&cli.run, 5);
+        let plans = plans(&cli.run, 5, 4);
         assert_eq!(plans.len(), 3);
         let mut tags: Vec<u64> = plans
             .iter()
@@ -164,5 +170,60 @@ mod tests {
             Some("127.0.0.2".parse().unwrap()),
             "index 3 → second ip"
         );
+    }
+
+    /// Defect: tags reached 2^64, so jq and JavaScript (numbers as doubles) read them wrong.
+    /// Every tag a run can draw stays below 2^53, at the edges of both halves too.
+    #[test]
+    fn every_tag_reads_exactly_as_a_json_double() {
+        use crate::limits::{CONNECTIONS_MAX, TAG_BITS, TOTAL_MAX};
+        const EXACT: u64 = 1 << TAG_BITS;
+        let exact = |tag: u64| {
+            let text = serde_json::to_string(&tag).unwrap();
+            let as_double: f64 = serde_json::from_str(&text).unwrap();
+            tag < EXACT && as_double as u64 == tag && as_double == tag as f64
+        };
+        let edge_seeds = [0, 1, u64::MAX, u64::MAX - 1, 1 << 63, EXACT, EXACT - 1];
+        let seeds = (0..100_000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut widest = 0;
+        for seed in seeds.chain(edge_seeds) {
+            let nonce = nonce_from(seed);
+            assert!(
+                (1..1 << TAG_NONCE_BITS).contains(&nonce),
+                "nonce {nonce:#x}"
+            );
+            widest = widest.max(nonce);
+            for index in [0, 1, CONNECTIONS_MAX as u64, TOTAL_MAX] {
+                let tag = tag_of(nonce, index);
+                assert!(exact(tag), "tag {tag:#x} of seed {seed:#x}");
+            }
+        }
+        assert!(
+            widest > 1 << (TAG_NONCE_BITS - 1),
+            "the nonces use their whole range"
+        );
+        let top = tag_of((1 << TAG_NONCE_BITS) - 1, TOTAL_MAX);
+        assert_eq!(top, EXACT - 1);
+        assert!(exact(top));
+        assert!(
+            !exact(EXACT + 1),
+            "2^53 + 1 is where doubles start to round"
+        );
+        for _ in 0..1000 {
+            assert!(exact(tag_of(run_nonce(), TOTAL_MAX)));
+        }
+        let cli = crate::cli::Cli::try_parse_from([
+            "loadgen",
+            "--target",
+            "127.0.0.1:1",
+            "--total",
+            "5000",
+            "--threads",
+            "3",
+        ])
+        .unwrap();
+        for plan in plans(&cli.run, run_nonce(), 10) {
+            assert!((0..plan.conns.len()).all(|k| exact(plan.conns.get(k).tag)));
+        }
     }
 }

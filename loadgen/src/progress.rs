@@ -48,10 +48,11 @@ impl Progress {
     /// Refreshes the display from the shared counters.
     pub fn update(&mut self, shared: &Shared) {
         let replies = shared.replies.load(Ordering::Relaxed);
+        // `open`: connected and not yet closed, now (not how many have opened so far).
         let line = format!(
             "replies {} | open {} | done {} | errors {}",
             replies,
-            shared.opened.load(Ordering::Relaxed),
+            shared.open.load(Ordering::Relaxed),
             shared.finished.load(Ordering::Relaxed),
             shared.errors.load(Ordering::Relaxed),
         );

@@ -7,12 +7,54 @@ use std::path::Path;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::concurrency::Concurrency;
 use crate::error::LoadgenError;
+use crate::rate::RateCheck;
 use crate::stats::{new_histogram, Stats, TagResult};
 use crate::verify::Verification;
 
-/// Bumped when a field changes meaning.
+/// Bumped when a field changes meaning (fields added since are `#[serde(default)]`).
 pub const REPORT_VERSION: u32 = 1;
+
+/// Exit status: a mismatch, lost or corrupt reply, unexpected close or failed connect.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit status: bad flags or a setup error (clap also exits 2).
+pub const EXIT_SETUP: u8 = 2;
+/// Exit status: everything checked out, but an asked rate was not reached.
+pub const EXIT_RATE_NOT_REACHED: u8 = 3;
+/// Exit status: Ctrl-C (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// What the report says in the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// Everything checked out but an asked rate was not reached.
+    RateNotReached,
+    /// Ctrl-C: the report is partial.
+    Interrupted,
+}
+
+impl Verdict {
+    pub const fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Fail => EXIT_FAILED,
+            Verdict::RateNotReached => EXIT_RATE_NOT_REACHED,
+            Verdict::Interrupted => EXIT_INTERRUPTED,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::RateNotReached => "FAIL (rate not reached)",
+            Verdict::Interrupted => "INTERRUPTED (partial: what ran before Ctrl-C)",
+        }
+    }
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
@@ -81,6 +123,14 @@ pub struct Connections {
     pub closed_by_mode: BTreeMap<String, u64>,
     /// What the client saw at the end: fin, rst, timeout, local, refused, error.
     pub outcomes: BTreeMap<String, u64>,
+    /// Connections allowed open at once, and what set that number.
+    #[serde(default)]
+    pub allowed_open: u64,
+    #[serde(default)]
+    pub allowed_open_by: String,
+    /// The most open at once (each worker's peak, summed).
+    #[serde(default)]
+    pub peak_open: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -105,6 +155,18 @@ pub struct Report {
     pub fd_limit: u64,
     pub histogram: HistogramCounts,
     pub histogram_uncorrected: Option<HistogramCounts>,
+    /// Open loop (`--rate`) and churn with `--connect-rate`: the rate asked and reached.
+    #[serde(default)]
+    pub rates: Vec<RateCheck>,
+    /// One line that explains many failures at once (the engine stopped answering).
+    #[serde(default)]
+    pub headline: Option<String>,
+    /// What to change when a loadgen flag, not the engine, made connections end wrongly.
+    #[serde(default)]
+    pub hints: Vec<String>,
+    /// Ctrl-C stopped the run: the report covers what ran until then.
+    #[serde(default)]
+    pub interrupted: bool,
     /// Every connection: tag, close mode, what the client saw, requests and replies.
     pub tags: Vec<TagResult>,
 }
@@ -117,6 +179,11 @@ pub struct RunFacts {
     pub config: serde_json::Value,
     pub cpu_percent: f64,
     pub fd_limit: u64,
+    pub concurrency: Concurrency,
+    pub rates: Vec<RateCheck>,
+    pub headline: Option<String>,
+    pub hints: Vec<String>,
+    pub interrupted: bool,
 }
 
 impl Report {
@@ -147,6 +214,9 @@ impl Report {
                 closed: connected,
                 closed_by_mode: stats.closed_by_mode(),
                 outcomes: stats.outcomes(),
+                allowed_open: facts.concurrency.open_max,
+                allowed_open_by: facts.concurrency.to_string(),
+                peak_open: stats.peak_open,
             },
             verification,
             errors: stats.errors.clone(),
@@ -156,6 +226,10 @@ impl Report {
             histogram_uncorrected: facts
                 .open_loop
                 .then(|| HistogramCounts::of(&stats.latency_uncorrected_us)),
+            rates: facts.rates,
+            headline: facts.headline,
+            hints: facts.hints,
+            interrupted: facts.interrupted,
             tags: stats.tags,
         }
     }
@@ -164,6 +238,24 @@ impl Report {
     pub fn passed(&self) -> bool {
         let v = &self.verification;
         v.mismatched == 0 && v.lost_replies == 0 && v.corrupt_replies == 0 && self.errors.is_empty()
+    }
+
+    /// Whether every asked rate was reached (true when none was asked).
+    pub fn rates_reached(&self) -> bool {
+        self.rates.iter().all(|rate| rate.reached)
+    }
+
+    /// Interrupted, then failed checks, then a missed rate, in that order.
+    pub fn verdict(&self) -> Verdict {
+        if self.interrupted {
+            Verdict::Interrupted
+        } else if !self.passed() {
+            Verdict::Fail
+        } else if !self.rates_reached() {
+            Verdict::RateNotReached
+        } else {
+            Verdict::Pass
+        }
     }
 
     pub fn read(path: &Path) -> Result<Report, LoadgenError> {
@@ -210,6 +302,10 @@ impl Report {
             verification: Verification::default(),
             errors: BTreeMap::new(),
             client_cpu_percent: 0.0,
+            rates: Vec::new(),
+            headline: None,
+            hints: Vec::new(),
+            interrupted: false,
             ..merged
         };
         let mut merged = zero;
@@ -240,12 +336,19 @@ impl Report {
             c.closed += report.connections.closed;
             add_maps(&mut c.closed_by_mode, report.connections.closed_by_mode);
             add_maps(&mut c.outcomes, report.connections.outcomes);
+            c.allowed_open += report.connections.allowed_open;
+            c.peak_open += report.connections.peak_open;
+            merged.rates.extend(report.rates);
+            merged.headline = merged.headline.or(report.headline);
+            merged.hints.extend(report.hints);
+            merged.interrupted |= report.interrupted;
             merged.verification.absorb(report.verification);
             add_maps(&mut merged.errors, report.errors);
             merged.client_cpu_percent += report.client_cpu_percent;
             merged.fd_limit = merged.fd_limit.max(report.fd_limit);
             merged.tags.extend(report.tags);
         }
+        merged.connections.allowed_open_by = "the sum over the merged runs".into();
         merged.latency_us = Percentiles::of(&hist);
         merged.histogram = HistogramCounts::of(&hist);
         merged.latency_uncorrected_us = hist_uncorrected.as_ref().map(Percentiles::of);
@@ -256,60 +359,84 @@ impl Report {
     /// The human summary.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        let row = |out: &mut String, key: &str, value: String| {
-            let _ = writeln!(out, "  {key:<24} {value}");
-        };
         let _ = writeln!(out, "loadgen {} report", self.shape);
-        row(&mut out, "duration", format!("{:.2} s", self.duration_s));
+        if let Some(headline) = &self.headline {
+            row(&mut out, "headline", headline.clone());
+        }
+        self.table_traffic(&mut out);
+        self.table_connections(&mut out);
         row(
             &mut out,
+            "client cpu",
+            format!("{:.1} %", self.client_cpu_percent),
+        );
+        self.table_verification(&mut out);
+        row(&mut out, "verdict", self.verdict().as_str().to_owned());
+        out
+    }
+
+    fn table_traffic(&self, out: &mut String) {
+        row(out, "duration", format!("{:.2} s", self.duration_s));
+        row(
+            out,
             "requests / replies",
             format!("{} / {}", self.requests, self.replies),
         );
         row(
-            &mut out,
+            out,
             "throughput",
             format!("{:.0} replies/s", self.throughput_rps),
         );
+        for rate in &self.rates {
+            row(out, rate.what.label(), rate.to_string());
+            if let Some(why) = &rate.held_back_by {
+                let _ = writeln!(out, "    held back: {why}");
+            }
+        }
         row(
-            &mut out,
+            out,
             "bytes sent / received",
             format!("{} / {}", self.bytes_sent, self.bytes_received),
         );
-        let latency = |p: &Percentiles| {
-            format!(
-                "p50 {} p90 {} p99 {} p99.9 {} max {} (us, n={})",
-                p.p50, p.p90, p.p99, p.p999, p.max, p.count
-            )
-        };
         let label = if self.latency_uncorrected_us.is_some() {
             "latency (corrected)"
         } else {
             "latency"
         };
-        row(&mut out, label, latency(&self.latency_us));
+        row(out, label, latency(&self.latency_us));
         if let Some(p) = &self.latency_uncorrected_us {
-            row(&mut out, "latency (uncorrected)", latency(p));
+            row(out, "latency (uncorrected)", latency(p));
         }
+    }
+
+    fn table_connections(&self, out: &mut String) {
         let c = &self.connections;
         row(
-            &mut out,
+            out,
             "connections",
             format!(
                 "{} opened, {} failed, {} closed",
                 c.opened, c.failed, c.closed
             ),
         );
-        row(&mut out, "closed by mode", join_map(&c.closed_by_mode));
-        row(&mut out, "client saw at end", join_map(&c.outcomes));
-        row(
-            &mut out,
-            "client cpu",
-            format!("{:.1} %", self.client_cpu_percent),
-        );
+        if c.allowed_open > 0 {
+            row(
+                out,
+                "open at once",
+                format!(
+                    "at most {} ({}), peak {}",
+                    c.allowed_open, c.allowed_open_by, c.peak_open
+                ),
+            );
+        }
+        row(out, "closed by mode", join_map(&c.closed_by_mode));
+        row(out, "client saw at end", join_map(&c.outcomes));
+    }
+
+    fn table_verification(&self, out: &mut String) {
         let v = &self.verification;
         row(
-            &mut out,
+            out,
             "verification",
             format!(
                 "{} checked, {} mismatched, {} lost replies, {} corrupt replies{}{}",
@@ -332,15 +459,15 @@ impl Report {
         for mismatch in &v.mismatches {
             let _ = writeln!(out, "    MISMATCH {mismatch}");
         }
-        if v.mismatches.len() as u64 > 0 && (v.mismatches.len() as u64) < v.mismatched {
-            let _ = writeln!(
-                out,
-                "    ... {} more",
-                v.mismatched - v.mismatches.len() as u64
-            );
+        let listed = v.mismatches.len() as u64;
+        if listed > 0 && listed < v.mismatched {
+            let _ = writeln!(out, "    ... {} more", v.mismatched - listed);
+        }
+        for hint in &self.hints {
+            let _ = writeln!(out, "  hint: {hint}");
         }
         row(
-            &mut out,
+            out,
             "errors",
             if self.errors.is_empty() {
                 "none".into()
@@ -348,14 +475,19 @@ impl Report {
                 join_map(&self.errors)
             },
         );
-        let _ = writeln!(
-            out,
-            "  {:<24} {}",
-            "verdict",
-            if self.passed() { "PASS" } else { "FAIL" }
-        );
-        out
     }
+}
+
+/// One `key value` line of the table.
+fn row(out: &mut String, key: &str, value: String) {
+    let _ = writeln!(out, "  {key:<24} {value}");
+}
+
+fn latency(p: &Percentiles) -> String {
+    format!(
+        "p50 {} p90 {} p99 {} p99.9 {} max {} (us, n={})",
+        p.p50, p.p90, p.p99, p.p999, p.max, p.count
+    )
 }
 
 fn add_maps(into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>) {
@@ -391,6 +523,14 @@ mod tests {
             config: serde_json::json!({}),
             cpu_percent: 10.0,
             fd_limit: 1024,
+            concurrency: Concurrency {
+                open_max: 1,
+                bound: crate::concurrency::OpenBound::Default,
+            },
+            rates: Vec::new(),
+            headline: None,
+            hints: Vec::new(),
+            interrupted: false,
         };
         Report::new(stats, facts, Verification::default())
     }

@@ -1,31 +1,32 @@
-//! One run: checks limits, starts the workers, shows progress, verifies and builds the report.
+//! One run: checks the setup, starts the workers, shows progress, verifies, diagnoses and
+//! builds the report.
 
 use std::sync::atomic::Ordering;
 use std::thread;
 
 use crate::cli::{RunArgs, Shape};
+use crate::concurrency::Concurrency;
 use crate::cpu;
+use crate::diagnose::{end_timeout_hints, engine_gone_headline};
 use crate::error::LoadgenError;
-use crate::limits::FD_RESERVE;
+use crate::interrupt::Interrupt;
 use crate::plan::{plans, run_nonce};
 use crate::progress::Progress;
+use crate::rate::{connect_check, request_check, RateCheck};
 use crate::report::{Report, RunFacts};
 use crate::stats::Stats;
-use crate::verify::{check_log, check_metrics, scrape, Verification};
-use crate::worker::{self, Shared};
+use crate::verify::{check_log, check_metrics, require_log, scrape, LogCauses, Verification};
+use crate::worker::{self, Shared, WorkerPlan};
 
-/// Raises RLIMIT_NOFILE and checks it covers the connections the run keeps open.
-fn check_fd_limit(concurrency: u64) -> Result<u64, LoadgenError> {
-    let needed = concurrency + FD_RESERVE;
-    let limit =
-        engine::sys::socket::raise_nofile_limit(needed).map_err(|error| LoadgenError::Io {
+/// Raises RLIMIT_NOFILE for the connections the run keeps open at once and fits them into it.
+fn fit_fd_limit(wanted: Concurrency) -> Result<(Concurrency, u64), LoadgenError> {
+    let limit = engine::sys::socket::raise_nofile_limit(wanted.fds_needed()).map_err(|error| {
+        LoadgenError::Io {
             what: "raising RLIMIT_NOFILE",
             error,
-        })?;
-    if needed > limit {
-        return Err(LoadgenError::FdLimit { needed, limit });
-    }
-    Ok(limit)
+        }
+    })?;
+    Ok((wanted.fit(limit)?, limit))
 }
 
 fn check_cpus(args: &RunArgs) -> Result<(), LoadgenError> {
@@ -74,41 +75,22 @@ fn config_json(args: &RunArgs) -> serde_json::Value {
 
 /// Runs the traffic the flags describe and returns the verified report.
 pub fn run(args: &RunArgs) -> Result<Report, LoadgenError> {
-    let fd_limit = check_fd_limit(args.concurrency())?;
+    if let Some(path) = &args.verify_log {
+        require_log(path, "--verify-log")?;
+    }
+    let (concurrency, fd_limit) = fit_fd_limit(Concurrency::wanted(args))?;
     check_cpus(args)?;
+    let interrupt = Interrupt::install().map_err(|error| LoadgenError::Io {
+        what: "installing the Ctrl-C handler",
+        error,
+    })?;
     let metrics_before = args.verify_metrics.as_deref().map(scrape).transpose()?;
-    let plans = plans(args, run_nonce());
+    let plans = plans(args, run_nonce(), concurrency.open_max);
     let total: u64 = plans.iter().map(|p| p.conns.len()).sum();
     let cpu_before = cpu::process_cpu_time();
     let shared = Shared::new();
     let mut progress = Progress::new(args.quiet, total);
-    let results: Vec<Result<Stats, LoadgenError>> = thread::scope(|scope| {
-        let handles: Vec<_> = plans
-            .into_iter()
-            .enumerate()
-            .map(|(i, plan)| {
-                let shared = &shared;
-                thread::Builder::new()
-                    .name(format!("loadgen-{i}"))
-                    .spawn_scoped(scope, move || {
-                        let result = worker::run(plan, shared);
-                        if result.is_err() {
-                            shared.abort.store(true, Ordering::Relaxed);
-                        }
-                        result
-                    })
-                    .expect("spawning a worker thread")
-            })
-            .collect();
-        while !handles.iter().all(|h| h.is_finished()) {
-            progress.update(&shared);
-            thread::sleep(progress.tick_interval());
-        }
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a worker panicked"))
-            .collect()
-    });
+    let results = run_workers(plans, &shared, &mut progress, &interrupt);
     progress.finish();
     let wall = shared.start.elapsed();
     let cpu_percent = match (cpu_before, cpu::process_cpu_time()) {
@@ -119,29 +101,102 @@ pub fn run(args: &RunArgs) -> Result<Report, LoadgenError> {
     for result in results {
         stats.merge(result?);
     }
-    if stats.opened == 0 && stats.connect_failed > 0 {
-        eprintln!(
-            "loadgen: target {} unreachable: all {} connects failed ({})",
-            args.target.expect("required"),
-            stats.connect_failed,
-            stats
-                .errors
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
+    report_unreachable(args, &stats);
+    let (verification, causes) = verify(args, &stats, metrics_before.as_ref())?;
+    let target = args.target.expect("--target is required for a run");
+    let facts = RunFacts {
+        shape: args.shape().name(),
+        open_loop: matches!(args.shape(), Shape::OpenLoop { .. }),
+        config: config_json(args),
+        cpu_percent,
+        fd_limit,
+        concurrency,
+        rates: rate_checks(args, &stats, &concurrency, cpu_percent),
+        headline: engine_gone_headline(target, &stats),
+        hints: end_timeout_hints(&stats.tags, args.end_timeout, causes.as_ref()),
+        interrupted: shared.interrupted.load(Ordering::Acquire),
+    };
+    Ok(Report::new(stats, facts, verification))
+}
+
+/// Runs one thread per plan until all are done; the first Ctrl-C stops them all.
+fn run_workers(
+    plans: Vec<WorkerPlan>,
+    shared: &Shared,
+    progress: &mut Progress,
+    interrupt: &Interrupt,
+) -> Vec<Result<Stats, LoadgenError>> {
+    thread::scope(|scope| {
+        let handles: Vec<_> = plans
+            .into_iter()
+            .enumerate()
+            .map(|(i, plan)| {
+                thread::Builder::new()
+                    .name(format!("loadgen-{i}"))
+                    .spawn_scoped(scope, move || {
+                        let result = worker::run(plan, shared);
+                        if result.is_err() {
+                            shared.abort.store(true, Ordering::Release);
+                        }
+                        result
+                    })
+                    .expect("spawning a worker thread")
+            })
+            .collect();
+        while !handles.iter().all(|h| h.is_finished()) {
+            if interrupt.happened() && !shared.interrupted.swap(true, Ordering::AcqRel) {
+                shared.abort.store(true, Ordering::Release);
+            }
+            progress.update(shared);
+            thread::sleep(progress.tick_interval());
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a worker panicked"))
+            .collect()
+    })
+}
+
+/// No connect succeeded: says so on stderr, with the errors seen.
+fn report_unreachable(args: &RunArgs, stats: &Stats) {
+    if stats.opened > 0 || stats.connect_failed == 0 {
+        return;
     }
+    eprintln!(
+        "loadgen: target {} unreachable: all {} connects failed ({})",
+        args.target.expect("--target is required for a run"),
+        stats.connect_failed,
+        stats
+            .errors
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
+
+/// The client's own checks, then the close log and the metrics if asked for.
+fn verify(
+    args: &RunArgs,
+    stats: &Stats,
+    metrics_before: Option<&crate::verify::MetricsSnapshot>,
+) -> Result<(Verification, Option<LogCauses>), LoadgenError> {
     let mut verification = Verification {
         lost_replies: stats.lost_replies,
         corrupt_replies: stats.corrupt_replies,
         ..Verification::default()
     };
     verification.check_client(&stats.tags);
-    if let Some(path) = &args.verify_log {
-        check_log(path, &stats.tags, args.verify_wait, &mut verification)?;
-    }
-    if let (Some(url), Some(before)) = (&args.verify_metrics, &metrics_before) {
+    let causes = match &args.verify_log {
+        Some(path) => Some(check_log(
+            path,
+            &stats.tags,
+            args.verify_wait,
+            &mut verification,
+        )?),
+        None => None,
+    };
+    if let (Some(url), Some(before)) = (&args.verify_metrics, metrics_before) {
         check_metrics(
             url,
             before,
@@ -150,12 +205,29 @@ pub fn run(args: &RunArgs) -> Result<Report, LoadgenError> {
             &mut verification,
         )?;
     }
-    let facts = RunFacts {
-        shape: args.shape().name(),
-        open_loop: matches!(args.shape(), Shape::OpenLoop { .. }),
-        config: config_json(args),
-        cpu_percent,
-        fd_limit,
-    };
-    Ok(Report::new(stats, facts, verification))
+    Ok((verification, causes))
+}
+
+/// The asked rate against the reached one: open loop's --rate, churn's --connect-rate.
+fn rate_checks(
+    args: &RunArgs,
+    stats: &Stats,
+    concurrency: &Concurrency,
+    cpu_percent: f64,
+) -> Vec<RateCheck> {
+    match args.shape() {
+        Shape::OpenLoop { rate } => vec![request_check(
+            rate,
+            stats,
+            args.connections(),
+            args.pipeline,
+            cpu_percent,
+        )],
+        Shape::Churn { .. } => args
+            .connect_rate
+            .map(|rate| connect_check(rate, stats, concurrency, cpu_percent))
+            .into_iter()
+            .collect(),
+        Shape::ClosedLoop | Shape::Hold { .. } => Vec::new(),
+    }
 }

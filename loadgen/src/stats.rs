@@ -38,6 +38,12 @@ impl Outcome {
         }
     }
 
+    /// Whether this end, when its mode did not predict it, is the engine going away: a refused
+    /// connect, a reset, or a close the client did not ask for.
+    pub const fn is_engine_gone_sign(self) -> bool {
+        matches!(self, Outcome::Refused | Outcome::Rst | Outcome::Fin)
+    }
+
     /// What a connection of `mode` should see at its end.
     pub const fn expected_for(mode: CloseMode) -> Outcome {
         if mode.client_closes() {
@@ -60,6 +66,10 @@ pub struct TagResult {
     pub replies: u64,
     pub lost: u64,
     pub corrupt: u64,
+    /// The client ended it after `--end-timeout` of waiting for the engine to close it
+    /// (in the JSON only when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ended_by_end_timeout: bool,
 }
 
 /// A histogram of latencies in microseconds.
@@ -86,6 +96,22 @@ pub struct Stats {
     pub tags: Vec<TagResult>,
     /// Microseconds from the run's start to this worker's last event.
     pub elapsed_us: u64,
+    /// Connects started per second while connections were being opened (with --connect-rate;
+    /// the sum over workers).
+    pub connect_rate_per_s: f64,
+    /// Open loop: requests sent per second while the schedule ran (the sum over workers).
+    pub request_rate_per_s: f64,
+    /// A connect was due by --connect-rate while every connection slot was busy.
+    pub open_blocked: bool,
+    /// Open loop: a scheduled request waited because every pipeline was full.
+    pub backlog_waited: bool,
+    /// The most connections a worker had open at once (summed over workers).
+    pub peak_open: u64,
+    /// Microseconds from the start to the first refused connect or unexpected reset / close.
+    pub first_engine_failure_us: Option<u64>,
+    /// ... to the first of the refused connects that went on to the worker's end (no connect
+    /// succeeded after it): the engine stopped listening then.
+    pub refusing_since_us: Option<u64>,
 }
 
 impl Default for Stats {
@@ -104,6 +130,13 @@ impl Default for Stats {
             errors: BTreeMap::new(),
             tags: Vec::new(),
             elapsed_us: 0,
+            connect_rate_per_s: 0.0,
+            request_rate_per_s: 0.0,
+            open_blocked: false,
+            backlog_waited: false,
+            peak_open: 0,
+            first_engine_failure_us: None,
+            refusing_since_us: None,
         }
     }
 }
@@ -135,6 +168,14 @@ impl Stats {
         }
         self.tags.extend(other.tags);
         self.elapsed_us = self.elapsed_us.max(other.elapsed_us);
+        self.connect_rate_per_s += other.connect_rate_per_s;
+        self.request_rate_per_s += other.request_rate_per_s;
+        self.open_blocked |= other.open_blocked;
+        self.backlog_waited |= other.backlog_waited;
+        self.peak_open += other.peak_open;
+        self.first_engine_failure_us =
+            earliest(self.first_engine_failure_us, other.first_engine_failure_us);
+        self.refusing_since_us = earliest(self.refusing_since_us, other.refusing_since_us);
     }
 
     /// Connections per close mode, for the connections that got as far as HELLO.
@@ -152,6 +193,14 @@ impl Stats {
             *counts.entry(tag.outcome.as_str().to_owned()).or_default() += 1;
         }
         counts
+    }
+}
+
+/// The earlier of two optional times.
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

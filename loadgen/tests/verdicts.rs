@@ -155,6 +155,10 @@ fn closed_loop_checks_every_reply_and_merges() {
         open_loop["latency_uncorrected_us"]["p50"].is_u64(),
         "{open_loop:#}"
     );
+    let rate = &open_loop["rates"][0];
+    assert_eq!(rate["what"], "request", "{open_loop:#}");
+    assert_eq!(rate["reached"], true, "{rate:#}");
+    assert_eq!(rate["asked_per_s"], 2000.0);
     let merged_path = dir.join("merged.json");
     let output = loadgen(&[
         "merge",

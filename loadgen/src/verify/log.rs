@@ -30,6 +30,19 @@ struct LogReader {
     unparsable: u64,
 }
 
+/// The cause of each checked tag's close record (tags with exactly one record).
+pub type LogCauses = HashMap<u64, String>;
+
+/// Opens the close log `path` named by `flag`; a missing file is a setup error, found before
+/// any traffic (the engine creates its log when it starts, so missing means a wrong path).
+pub fn require_log(path: &Path, flag: &'static str) -> Result<File, LoadgenError> {
+    File::open(path).map_err(|error| LoadgenError::CloseLog {
+        flag,
+        path: path.to_owned(),
+        error,
+    })
+}
+
 impl LogReader {
     fn read_new(
         &mut self,
@@ -37,16 +50,12 @@ impl LogReader {
         wanted: &HashMap<u64, &TagResult>,
         records: &mut HashMap<u64, Vec<LogRecord>>,
     ) -> Result<(), LoadgenError> {
-        let io = |error| LoadgenError::Io {
-            what: "reading the close log",
+        let io = |error| LoadgenError::CloseLog {
+            flag: "close log",
+            path: path.to_owned(),
             error,
         };
-        let mut file = match File::open(path) {
-            Ok(file) => file,
-            // Not created yet (no connection closed so far): nothing to read.
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(error) => return Err(io(error)),
-        };
+        let mut file = require_log(path, "close log")?;
         file.seek(SeekFrom::Start(self.offset)).map_err(io)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
@@ -72,13 +81,13 @@ impl LogReader {
 
 /// Waits (up to `wait`) for the log at `path` to hold a record for every connected tag, then
 /// checks each: one record, the cause the mode predicts, and as many replies sent by the engine
-/// as the client received.
+/// as the client received. Returns the cause recorded for each tag with one record.
 pub fn check_log(
     path: &Path,
     tags: &[TagResult],
     wait: Duration,
     verification: &mut Verification,
-) -> Result<(), LoadgenError> {
+) -> Result<LogCauses, LoadgenError> {
     let wanted: HashMap<u64, &TagResult> = tags
         .iter()
         .filter(|t| t.connected)
@@ -110,6 +119,7 @@ pub fn check_log(
     }
     let mut ordered: Vec<&TagResult> = wanted.values().copied().collect();
     ordered.sort_by_key(|t| t.tag);
+    let mut causes = LogCauses::new();
     for tag in ordered {
         verification.checked += 1;
         let mismatch = |check: &str, expected: String, got: String| Mismatch {
@@ -131,6 +141,7 @@ pub fn check_log(
             ));
             continue;
         };
+        causes.insert(tag.tag, record.cause.clone());
         let expected = tag.mode.expected_cause();
         if record.cause != expected {
             verification.add(mismatch("cause", expected.into(), record.cause.clone()));
@@ -143,7 +154,7 @@ pub fn check_log(
             ));
         }
     }
-    Ok(())
+    Ok(causes)
 }
 
 #[cfg(test)]
@@ -162,6 +173,7 @@ mod tests {
             replies,
             lost: 0,
             corrupt: 0,
+            ended_by_end_timeout: false,
         }
     }
 
@@ -186,7 +198,9 @@ mod tests {
             tag(4, CloseMode::Stall, 0),
         ];
         let mut verification = Verification::default();
-        check_log(&path, &tags, Duration::ZERO, &mut verification).unwrap();
+        let causes = check_log(&path, &tags, Duration::ZERO, &mut verification).unwrap();
+        assert_eq!(causes.get(&3), None, "two records: no single cause");
+        assert_eq!(causes.get(&2).map(String::as_str), Some("peer_fin"));
         assert_eq!(verification.checked, 4);
         assert_eq!(verification.mismatched, 3, "{:#?}", verification.mismatches);
         assert_eq!(verification.missing_records, 1);
@@ -197,5 +211,17 @@ mod tests {
             .collect();
         assert_eq!(checks, ["cause", "record", "record"]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Defect: a wrong --verify-log path reported "expected one close record, got 0" per tag.
+    #[test]
+    fn a_missing_log_is_a_setup_error_naming_the_path() {
+        let path = std::env::temp_dir().join("loadgen-no-such-dir/close.jsonl");
+        let error = require_log(&path, "--verify-log").unwrap_err().to_string();
+        assert!(error.contains("no such file"), "{error}");
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        let mut verification = Verification::default();
+        let error = check_log(&path, &[], Duration::ZERO, &mut verification).unwrap_err();
+        assert!(error.to_string().contains("no such file"), "{error}");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use super::{Mismatch, Verification};
@@ -59,11 +59,7 @@ fn parse_url(url: &str) -> Result<(SocketAddr, String, String), String> {
         Some(at) => (&rest[..at], &rest[at..]),
         None => (rest, "/metrics"),
     };
-    let addr = authority
-        .to_socket_addrs()
-        .map_err(|e| format!("bad address `{authority}`: {e}"))?
-        .next()
-        .ok_or_else(|| format!("`{authority}` resolves to nothing"))?;
+    let addr = crate::cli::resolve(authority)?;
     Ok((addr, authority.to_owned(), path.to_owned()))
 }
 

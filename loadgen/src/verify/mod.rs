@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use log::{check_log, LogRecord};
+pub use log::{check_log, require_log, LogCauses, LogRecord};
 pub use metrics::{check_metrics, scrape, MetricsSnapshot};
 
 use crate::limits::MISMATCHES_LISTED_MAX;

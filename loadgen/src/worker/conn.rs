@@ -83,6 +83,8 @@ pub struct Conn {
     pub outcome: Option<Outcome>,
     /// When the current wait (connect, end) gives up; 0 for none.
     pub deadline_ns: u64,
+    /// The client gave up waiting for the engine to close (`--end-timeout`).
+    pub end_timed_out: bool,
 }
 
 /// Starts a non-blocking connect to `target`, bound to `source` first if given. The socket is
@@ -129,6 +131,7 @@ impl Conn {
             step: Step::Running,
             outcome: None,
             deadline_ns: 0,
+            end_timed_out: false,
         };
         encode_frame(Kind::Hello, &spec.tag.to_be_bytes(), &mut conn.pending);
         conn

@@ -85,7 +85,9 @@ impl Worker<'_> {
             conn.connected = true;
             conn.deadline_ns = 0;
             self.stats.opened += 1;
-            self.shared.opened.fetch_add(1, Ordering::Relaxed);
+            // A connect succeeded: the refusals so far did not last.
+            self.stats.refusing_since_us = None;
+            self.shared.open.fetch_add(1, Ordering::Relaxed);
             let token = Token::new(slot, conn.generation).encode();
             self.ring.recv_multi(&conn.socket, token)?;
             conn.recv = RecvState::Armed;
@@ -264,7 +266,19 @@ impl Worker<'_> {
         if conn.step == Step::Closing {
             return Ok(());
         }
+        if conn.step == Step::AwaitEof {
+            self.conns[slot].end_timed_out = true;
+        }
         self.give_up(slot, Outcome::Timeout)
+    }
+
+    /// Remembers when the engine first refused, reset or closed a connection it should not have.
+    pub(super) fn note_engine_failure(&mut self, outcome: Outcome) {
+        let now_us = self.now_ns / 1000;
+        self.stats.first_engine_failure_us.get_or_insert(now_us);
+        if outcome == Outcome::Refused {
+            self.stats.refusing_since_us.get_or_insert(now_us);
+        }
     }
 
     /// Closes the socket and records the connection once nothing of it is in flight.
@@ -284,10 +298,17 @@ impl Worker<'_> {
             0
         };
         self.stats.lost_replies += lost;
-        if conn.connected && outcome != Outcome::expected_for(conn.spec.mode) {
+        let expected = outcome == Outcome::expected_for(conn.spec.mode);
+        if conn.connected && !expected {
             self.stats
                 .error(&format!("unexpected_{}", outcome.as_str()));
             self.shared.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if !expected && outcome.is_engine_gone_sign() {
+            self.note_engine_failure(outcome);
+        }
+        if conn.connected {
+            self.shared.open.fetch_sub(1, Ordering::Relaxed);
         }
         self.stats.tags.push(TagResult {
             tag: conn.spec.tag,
@@ -298,6 +319,7 @@ impl Worker<'_> {
             replies: conn.replies,
             lost,
             corrupt: conn.corrupt,
+            ended_by_end_timeout: conn.end_timed_out,
         });
         self.shared.finished.fetch_add(1, Ordering::Relaxed);
         // Dropping `conn` closes the socket: FIN, or RST with SO_LINGER {1, 0}.

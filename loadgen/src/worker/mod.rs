@@ -21,8 +21,8 @@ use slots::Slots;
 use crate::cli::Shape;
 use crate::error::LoadgenError;
 use crate::limits::{
-    CONNECT_TIMEOUT, DRAIN_TIMEOUT, RECV_BUFFERS, RECV_BUFFER_BYTES, RING_CQ_ENTRIES,
-    RING_SQ_ENTRIES, SCHEDULE_TICK, WAIT_SLICE,
+    CONNECT_TIMEOUT, DRAIN_TIMEOUT, INTERRUPT_DRAIN_TIMEOUT, RECV_BUFFERS, RECV_BUFFER_BYTES,
+    RING_CQ_ENTRIES, RING_SQ_ENTRIES, SCHEDULE_TICK, WAIT_SLICE,
 };
 use crate::plan::Specs;
 use crate::stats::{Outcome, Stats, TagResult};
@@ -32,11 +32,14 @@ use crate::stats::{Outcome, Stats, TagResult};
 pub struct Shared {
     pub start: Instant,
     pub replies: AtomicU64,
-    pub opened: AtomicU64,
+    /// Connections connected and not yet closed, now.
+    pub open: AtomicU64,
     pub finished: AtomicU64,
     pub errors: AtomicU64,
     /// Set by the main thread to stop every worker (e.g. on a fatal error elsewhere).
     pub abort: AtomicBool,
+    /// Set with `abort` on Ctrl-C: the drain is shortened to INTERRUPT_DRAIN_TIMEOUT.
+    pub interrupted: AtomicBool,
 }
 
 impl Shared {
@@ -44,10 +47,11 @@ impl Shared {
         Shared {
             start: Instant::now(),
             replies: AtomicU64::new(0),
-            opened: AtomicU64::new(0),
+            open: AtomicU64::new(0),
             finished: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             abort: AtomicBool::new(false),
+            interrupted: AtomicBool::new(false),
         }
     }
 }
@@ -90,10 +94,15 @@ struct Worker<'a> {
     /// (deadline_ns, slot, generation): lazy, checked against the connection's deadline.
     timers: BinaryHeap<Reverse<(u64, usize, u32)>>,
     next_spec: u64,
+    /// Connects started (the connect schedule counts them).
     opened: u64,
+    /// When the last connect started.
+    last_open_ns: u64,
     /// Run stopped: no new requests or connections; connections end once drained.
     stopping: bool,
     stop_at_ns: Option<u64>,
+    /// When the stop began.
+    stopped_at_ns: Option<u64>,
     /// Open loop: intended send times waiting for a connection with room.
     backlog: VecDeque<u64>,
     scheduled: u64,
@@ -104,10 +113,10 @@ struct Worker<'a> {
     dirty: Vec<usize>,
 }
 
-/// Runs one worker to its end and returns what it measured.
 /// Per-connection results reserved up front, at most.
 const TAG_RESERVE_MAX: usize = 1 << 24;
 
+/// Runs one worker to its end and returns what it measured.
 pub fn run(plan: WorkerPlan, shared: &Shared) -> Result<Stats, LoadgenError> {
     if let Some(cpu) = plan.cpu {
         engine::sys::socket::pin_current_thread(cpu).map_err(|error| LoadgenError::Io {
@@ -137,8 +146,10 @@ pub fn run(plan: WorkerPlan, shared: &Shared) -> Result<Stats, LoadgenError> {
         timers: BinaryHeap::new(),
         next_spec: 0,
         opened: 0,
+        last_open_ns: 0,
         stopping: false,
         stop_at_ns,
+        stopped_at_ns: None,
         backlog: VecDeque::new(),
         scheduled: 0,
         schedule_start_ns: None,
@@ -151,6 +162,8 @@ pub fn run(plan: WorkerPlan, shared: &Shared) -> Result<Stats, LoadgenError> {
         error,
     })?;
     worker.stats.elapsed_us = worker.now_ns / 1000;
+    worker.stats.connect_rate_per_s = worker.connect_rate_reached();
+    worker.stats.request_rate_per_s = worker.request_rate_reached();
     Ok(worker.stats)
 }
 
@@ -166,10 +179,10 @@ impl Worker<'_> {
             self.clock();
             if !self.stopping
                 && (self.stop_at_ns.is_some_and(|at| self.now_ns >= at)
-                    || self.shared.abort.load(Ordering::Relaxed))
+                    || self.shared.abort.load(Ordering::Acquire))
             {
                 self.begin_stop()?;
-                drain_deadline_ns = Some(self.now_ns + DRAIN_TIMEOUT.as_nanos() as u64);
+                drain_deadline_ns = Some(self.now_ns + self.drain_timeout().as_nanos() as u64);
             }
             if let Some(deadline) = drain_deadline_ns {
                 if self.now_ns >= deadline {
@@ -198,16 +211,27 @@ impl Worker<'_> {
         }
     }
 
+    /// How the drain after the stop is bounded: shorter after Ctrl-C.
+    fn drain_timeout(&self) -> Duration {
+        if self.shared.interrupted.load(Ordering::Acquire) {
+            INTERRUPT_DRAIN_TIMEOUT
+        } else {
+            DRAIN_TIMEOUT
+        }
+    }
+
     /// How long to sleep: until the next timer, open or scheduled request, at most a slice.
+    /// A connect or a send that could not go out now (every slot busy, every pipeline full) is
+    /// not a reason to wake: the completion that frees room wakes the loop.
     fn wait_for(&self) -> Duration {
         let mut until_ns = self.now_ns + WAIT_SLICE.as_nanos() as u64;
         if let Some(Reverse((at, _, _))) = self.timers.peek() {
             until_ns = until_ns.min(*at);
         }
-        if let Some(at) = self.next_open_ns() {
+        if let Some(at) = self.next_open_ns().filter(|_| self.slot_free()) {
             until_ns = until_ns.min(at);
         }
-        if let Some(at) = self.next_scheduled_ns() {
+        if let Some(at) = self.next_scheduled_ns().filter(|_| self.backlog.is_empty()) {
             // Batch the schedule: intended times stay exact, sends go out per tick.
             until_ns = until_ns.min(at.max(self.now_ns + SCHEDULE_TICK.as_nanos() as u64));
         }
@@ -251,26 +275,62 @@ impl Worker<'_> {
 
     // ---- opening ----
 
+    /// Whether a connection is left to open and the run still opens them.
+    fn more_to_open(&self) -> bool {
+        !self.stopping && self.next_spec < self.plan.conns.len()
+    }
+
+    /// Whether a connection may open now as far as concurrency goes.
+    fn slot_free(&self) -> bool {
+        self.conns.len() < self.plan.concurrency
+    }
+
+    /// When the next connect is due by the connect rate; `None`: none left, or no rate.
     fn next_open_ns(&self) -> Option<u64> {
         let rate = self.plan.connect_rate?;
-        if self.stopping || self.next_spec >= self.plan.conns.len() {
+        if !self.more_to_open() {
             return None;
         }
         Some((self.opened as f64 / rate * 1e9) as u64)
     }
 
     fn open_new(&mut self) -> std::io::Result<()> {
-        while !self.stopping
-            && self.next_spec < self.plan.conns.len()
-            && self.conns.len() < self.plan.concurrency
-            && due(self.next_open_ns(), self.now_ns)
-        {
+        while self.more_to_open() && due(self.next_open_ns(), self.now_ns) {
+            if !self.slot_free() {
+                // Due by the rate, but every slot is busy: the rate is held back here.
+                self.stats.open_blocked = true;
+                break;
+            }
             let spec = self.plan.conns.get(self.next_spec);
             self.next_spec += 1;
             self.opened += 1;
+            self.last_open_ns = self.now_ns;
             self.open(spec)?;
         }
+        self.stats.peak_open = self.stats.peak_open.max(self.conns.len() as u64);
         Ok(())
+    }
+
+    /// Connects started per second. The k-th connect is due at k / rate, so n connects span
+    /// n / rate: the window is the last start plus one interval, or the stop if it came first.
+    fn connect_rate_reached(&self) -> f64 {
+        let Some(rate) = self.plan.connect_rate else {
+            return 0.0;
+        };
+        let window_ns = match self.stopped_at_ns {
+            Some(stop) if self.next_spec < self.plan.conns.len() => stop,
+            _ => self.last_open_ns + (1e9 / rate) as u64,
+        };
+        per_second(self.opened, window_ns)
+    }
+
+    /// Open loop: requests sent per second while the schedule ran.
+    fn request_rate_reached(&self) -> f64 {
+        let (Some(_), Some(start)) = (self.plan.request_rate, self.schedule_start_ns) else {
+            return 0.0;
+        };
+        let end = self.stopped_at_ns.unwrap_or(self.now_ns);
+        per_second(self.stats.requests, end.saturating_sub(start))
     }
 
     fn open(&mut self, spec: ConnSpec) -> std::io::Result<()> {
@@ -278,6 +338,7 @@ impl Worker<'_> {
             Ok(socket) => socket,
             Err(error) => {
                 let outcome = if error.raw_os_error() == Some(libc::ECONNREFUSED) {
+                    self.note_engine_failure(Outcome::Refused);
                     Outcome::Refused
                 } else {
                     Outcome::Error
@@ -315,6 +376,7 @@ impl Worker<'_> {
             replies: 0,
             lost: 0,
             corrupt: 0,
+            ended_by_end_timeout: false,
         });
     }
 
@@ -352,6 +414,8 @@ impl Worker<'_> {
         let mut without_room = 0;
         while let Some(&intended) = self.backlog.front() {
             if without_room >= bound {
+                // Every pipeline is full: the rate is held back by --connections x --pipeline.
+                self.stats.backlog_waited = true;
                 break;
             }
             let slot = self.cursor % bound;
@@ -404,6 +468,7 @@ impl Worker<'_> {
 
     fn begin_stop(&mut self) -> std::io::Result<()> {
         self.stopping = true;
+        self.stopped_at_ns = Some(self.now_ns);
         let slots = self.conns.keys();
         for slot in slots {
             self.advance(slot)?;
@@ -427,4 +492,12 @@ impl Worker<'_> {
 /// Whether an optional time has come (`None`: no constraint).
 fn due(at: Option<u64>, now: u64) -> bool {
     !matches!(at, Some(at) if at > now)
+}
+
+/// `count` per second over `window_ns` (0 for an empty window).
+fn per_second(count: u64, window_ns: u64) -> f64 {
+    if window_ns == 0 {
+        return 0.0;
+    }
+    count as f64 * 1e9 / window_ns as f64
 }

@@ -1,13 +1,21 @@
 //! Shared helpers of the loadgen integration tests: a real engine process on loopback and the
 //! real loadgen binary, every wait bounded.
 
+// Each test binary uses its own part of these helpers.
+#![allow(dead_code)]
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
-use std::thread;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// The bound of one loadgen run in these tests.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a running loadgen is looked at.
+const POLL: Duration = Duration::from_millis(20);
+/// Kernel clock ticks per second of /proc/PID/stat (USER_HZ, fixed in the Linux ABI).
+const USER_HZ: u64 = 100;
 
 /// A fresh, empty directory for one test.
 pub fn temp_dir(name: &str) -> PathBuf {
@@ -106,4 +114,114 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+/// A loadgen started in the background: its outputs are read on threads (no pipe can fill),
+/// its CPU time sampled from /proc while it runs.
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+    args: Vec<String>,
+    stdout: Option<JoinHandle<Vec<u8>>>,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+    started: Instant,
+}
+
+/// What a finished background loadgen did.
+#[derive(Debug)]
+pub struct Finished {
+    pub output: Output,
+    /// User + system CPU time of the whole process, as last sampled before it exited (at most
+    /// one poll, 20 ms, before the end).
+    pub cpu: Duration,
+    /// From the spawn to that last sample.
+    pub wall: Duration,
+}
+
+fn read_all(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+/// utime + stime of /proc/PID/stat (fields 14 and 15, counted after the command name).
+fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 1000 / USER_HZ))
+}
+
+impl Running {
+    #[track_caller]
+    pub fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn loadgen");
+        Running {
+            stdout: Some(read_all(child.stdout.take().expect("piped"))),
+            stderr: Some(read_all(child.stderr.take().expect("piped"))),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            child,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the exit, killing the loadgen if it outlives [`RUN_TIMEOUT`].
+    #[track_caller]
+    pub fn finish(mut self) -> Finished {
+        let (mut cpu, mut wall) = (Duration::ZERO, Duration::ZERO);
+        let status = loop {
+            if let Some(sample) = process_cpu(self.child.id()) {
+                (cpu, wall) = (sample, self.started.elapsed());
+            }
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if self.started.elapsed() > RUN_TIMEOUT {
+                let _ = self.child.kill();
+                let status = self.child.wait().expect("wait");
+                let output = self.collect(status);
+                panic!(
+                    "loadgen {:?} ran longer than {RUN_TIMEOUT:?}: {}",
+                    self.args,
+                    describe(&output)
+                );
+            }
+            thread::sleep(POLL);
+        };
+        let output = self.collect(status);
+        Finished { output, cpu, wall }
+    }
+
+    fn collect(&mut self, status: ExitStatus) -> Output {
+        let join = |handle: Option<JoinHandle<Vec<u8>>>| {
+            handle.map_or_else(Vec::new, |h| h.join().expect("a pipe reader"))
+        };
+        Output {
+            status,
+            stdout: join(self.stdout.take()),
+            stderr: join(self.stderr.take()),
+        }
+    }
+}
+
+/// Polls `check` every 20 ms until it holds; panics naming `what` after `timeout`.
+#[track_caller]
+pub fn wait_until(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "waited {timeout:?} for {what}");
+        thread::sleep(POLL);
+    }
 }
