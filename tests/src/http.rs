@@ -82,11 +82,27 @@ impl HttpClient {
             .unwrap_or_else(|end| panic!("no response within {WAIT:?}: {end:?}"))
     }
 
+    /// Sends a HEAD request and reads its response, which has a Content-Length but no body.
+    #[track_caller]
+    pub fn head(&mut self, bytes: &[u8]) -> Response {
+        self.send(bytes);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(response) = self.parse_one(false) {
+                return response;
+            }
+            match self.fill(deadline) {
+                Ok(count) if count > 0 => {}
+                outcome => panic!("no HEAD response within {WAIT:?}: {outcome:?}"),
+            }
+        }
+    }
+
     /// One response, or how the stream ended before one was complete.
     pub fn try_response(&mut self, timeout: Duration) -> Result<Response, End> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(response) = self.parse_one() {
+            if let Some(response) = self.parse_one(true) {
                 return Ok(response);
             }
             match self.fill(deadline) {
@@ -148,8 +164,9 @@ impl HttpClient {
         Ok(count)
     }
 
-    /// A whole response at the start of the buffer, taken out of it.
-    fn parse_one(&mut self) -> Option<Response> {
+    /// A whole response at the start of the buffer, taken out of it (`with_body`: false for the
+    /// answer to HEAD).
+    fn parse_one(&mut self, with_body: bool) -> Option<Response> {
         let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
         let mut head = httparse::Response::new(&mut headers);
         let head_len = match head.parse(&self.buf) {
@@ -176,6 +193,7 @@ impl HttpClient {
             .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
             .map(|(_, value)| value.parse::<usize>().expect("a numeric Content-Length"))
             .expect("every response here carries Content-Length");
+        let length = if with_body { length } else { 0 };
         if self.buf.len() < head_len + length {
             return None;
         }

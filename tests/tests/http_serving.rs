@@ -190,3 +190,47 @@ fn curl_gets_every_endpoint_and_the_metrics() {
         "{metrics}"
     );
 }
+
+/// A scrape must not wait for anyone: Prometheus gives up after 10 s by default, and the old
+/// single-threaded endpoint was delayed that long by five idle clients.
+const SCRAPE_BOUND: Duration = Duration::from_secs(2);
+
+#[test]
+fn idle_and_slow_scrapers_do_not_delay_a_scrape() {
+    let engine = http_engine();
+    let idle: Vec<HttpClient> = (0..50).map(|_| HttpClient::connect(engine.admin)).collect();
+    let mut slow = HttpClient::connect(engine.admin);
+    slow.send(b"GET /metr"); // and never more
+    let started = Instant::now();
+    let mut scraper = HttpClient::connect(engine.admin);
+    let response = scraper.request(&get("/metrics?name[]=engine_connections_open", ""));
+    assert!(
+        started.elapsed() < SCRAPE_BOUND,
+        "the scrape took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; version=0.0.4")
+    );
+    assert!(response.body_text().contains("engine_connections_open 0\n"));
+    assert!(
+        response
+            .body_text()
+            .contains("engine_admin_connections_open 52\n"),
+        "{}",
+        response.body_text()
+    );
+    let head = scraper.head(b"HEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(head.status, 200);
+    assert!(head.header("content-length").is_some_and(|len| len != "0"));
+    let elsewhere = scraper.request(&get("/other", ""));
+    assert_eq!(elsewhere.status, 404);
+    let posted = scraper.request(&post("/metrics", "1", ""));
+    assert_eq!(
+        (posted.status, posted.header("allow")),
+        (405, Some("GET, HEAD"))
+    );
+    drop((idle, slow));
+}
