@@ -349,6 +349,12 @@ mod tests {
             (NOBUFS,      Intent::Pause,         0, None,                    Paused),
             (CANCELED,    Intent::Pause,         0, None,                    Paused),
             (512,         Intent::Pause,         0, None,                    Paused),
+            // Recv bundles: a final CQE may carry several buffers' data (res > one buffer) when the
+            // CQ overflowed; it is still only a final CQE, read by the same rule.
+            (49_152,      Intent::None,          0, None,                    Verdict::Rearm(Rearm::Overflow)),
+            (49_152,      Intent::Pause,         0, None,                    Paused),
+            (49_152,      Intent::LocalClose,    0, None,                    Close(LocalClose)),
+            (0,           Intent::None,         40, None,                    Close(PeerFinMidFrame)),
             // Errors of the connection itself.
             (-libc::ETIMEDOUT,    Intent::None,  0, None,                    Close(TcpTimeout)),
             (-libc::ECONNABORTED, Intent::None,  0, None,                    Close(Aborted)),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::sys::BUF_RING_ENTRIES_MAX;
+use crate::sys::{Consumption, BUF_RING_ENTRIES_MAX};
 
 /// Ring depth (SQ entries) per core: default and bounds (the kernel caps the SQ at 32768).
 pub const RING_ENTRIES_DEFAULT: u32 = 4096;
@@ -40,6 +40,10 @@ pub const TIMEOUT_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60);
 pub const READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 pub const SHUTDOWN_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// How recvs take provided buffers by default (see README, design notes: measured).
+pub const CONSUMPTION_DEFAULT: Consumption = Consumption::Whole;
+/// Whether rings are entered through a registered fd by default (see README: measured).
+pub const REGISTER_RING_FD_DEFAULT: bool = false;
 /// Descriptors kept back from the connection budget for listeners, rings, eventfds, the log and
 /// the admin endpoint.
 pub const FD_RESERVE: u64 = 1024;
@@ -83,6 +87,8 @@ pub struct Config {
     pub(crate) max_queued_bytes: usize,
     pub(crate) signals: bool,
     pub(crate) log_drops: Option<LogDrops>,
+    pub(crate) consumption: Consumption,
+    pub(crate) register_ring_fd: bool,
 }
 
 impl fmt::Debug for Config {
@@ -121,6 +127,8 @@ impl Default for Config {
             max_queued_bytes: QUEUED_BYTES_DEFAULT,
             signals: true,
             log_drops: None,
+            consumption: CONSUMPTION_DEFAULT,
+            register_ring_fd: REGISTER_RING_FD_DEFAULT,
         }
     }
 }
@@ -223,6 +231,19 @@ impl Config {
     /// Drain on SIGINT/SIGTERM (default on). Off: only a [`crate::ShutdownHandle`] stops it.
     pub fn handle_signals(mut self, on: bool) -> Config {
         self.signals = on;
+        self
+    }
+
+    /// How recvs take provided buffers: one per completion, bundles (Linux 6.10+) or in pieces
+    /// (Linux 6.12+); a kernel without the one asked for gets one per completion.
+    pub fn receive(mut self, consumption: Consumption) -> Config {
+        self.consumption = consumption;
+        self
+    }
+
+    /// Enter each ring through its registered fd (Linux 5.18+), skipping the fd lookup.
+    pub fn register_ring_fd(mut self, on: bool) -> Config {
+        self.register_ring_fd = on;
         self
     }
 
@@ -361,6 +382,8 @@ pub(crate) struct Settings {
     pub buffer_size: u32,
     pub max_connections: u32,
     pub max_queued_bytes: usize,
+    pub consumption: Consumption,
+    pub register_ring_fd: bool,
 }
 
 impl Settings {
@@ -378,6 +401,8 @@ impl Settings {
             buffer_size: config.buffer_size,
             max_connections,
             max_queued_bytes: config.max_queued_bytes,
+            consumption: config.consumption,
+            register_ring_fd: config.register_ring_fd,
         }
     }
 }

@@ -97,6 +97,12 @@ impl Engine {
         }
         command.arg("--close-log").arg(dir.join("close.jsonl"));
         command.args(args);
+        if binary == engine_binary() {
+            // Runs the whole suite in another mode of the engine, e.g. `--buffer-mode bundle`.
+            if let Ok(extra) = std::env::var("ENGINE_TEST_ARGS") {
+                command.args(extra.split_whitespace());
+            }
+        }
         let stderr = File::create(dir.join("stderr.log")).expect("create stderr.log");
         command
             .stdin(Stdio::null())

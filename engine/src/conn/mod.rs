@@ -78,15 +78,17 @@ impl<S> Conn<S> {
         }
     }
 
-    /// Hands `data` (with the tail kept from before) to the protocol and keeps what it leaves.
-    pub fn feed<P>(&mut self, proto: &P, data: &[u8], pool: &mut Pool, cx: &Context) -> Fed
+    /// Hands `data` (with the tail kept from before) to the protocol and keeps what it leaves;
+    /// adds what it did to `fed`. A completion may deliver several pieces (a bundle): once one
+    /// of them ends in a verdict, the rest is only counted.
+    pub fn feed<P>(&mut self, proto: &P, data: &[u8], pool: &mut Pool, cx: &Context, fed: &mut Fed)
     where
         P: Protocol<Session = S>,
     {
         self.bytes_in += data.len() as u64;
         self.last_active_us = cx.now_us;
-        if !self.life.serving() {
-            return Fed::default();
+        if fed.intent.is_some() || !self.life.serving() {
+            return;
         }
         let had_partial = !self.tail.is_empty();
         let mut out = self.out.output(pool);
@@ -134,10 +136,8 @@ impl<S> Conn<S> {
         } else if !had_partial || step.messages > 0 {
             self.message_started_us = cx.now_us; // a message started in this chunk
         }
-        Fed {
-            messages: step.messages,
-            intent,
-        }
+        fed.messages += step.messages;
+        fed.intent = intent;
     }
 
     /// What the life cycle needs to know about this connection now.

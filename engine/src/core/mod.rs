@@ -103,7 +103,10 @@ impl<P: Protocol> Core<P> {
             min_wait_us: settings.batch_wait_us,
         });
         let mut ring = Ring::new(sq_entries, CQ_PER_SQ * sq_entries)?;
-        ring.provide_buffers(settings.buffers, settings.buffer_size)?;
+        let consumption =
+            ring.provide_buffers_as(settings.buffers, settings.buffer_size, settings.consumption)?;
+        let ring_fd = settings.register_ring_fd && ring.register_ring_fd();
+        tracing::debug!(core = setup.core, ?consumption, ring_fd, "receive buffers");
         Ok(Core {
             core: setup.core,
             proto: setup.protocol,
@@ -196,7 +199,7 @@ impl<P: Protocol> Core<P> {
         let result = pending.try_for_each(|mut completion| self.on_completion(&mut completion));
         // On an error, the rest still give their buffers back.
         for mut completion in pending {
-            let _ = self.ring.consume_buffer(&mut completion, |_| ());
+            self.ring.consume_buffers(&mut completion, |_| ());
         }
         self.completions = completions;
         result

@@ -5,7 +5,7 @@ use std::io;
 
 use super::Core;
 use crate::classify::Intent;
-use crate::conn::Action;
+use crate::conn::{Action, Fed};
 use crate::protocol_api::Protocol;
 use crate::sys::{Completion, Target};
 use crate::token::Token;
@@ -25,7 +25,7 @@ impl<P: Protocol> Core<P> {
         let token = Token::decode(completion.user_data());
         let Some(slot) = self.live(token) else {
             // Cannot happen: a connection outlives its recv. Give the buffer back and move on.
-            let _ = self.ring.consume_buffer(completion, |_| ());
+            self.ring.consume_buffers(completion, |_| ());
             tracing::error!(
                 core = self.core,
                 ?token,
@@ -61,11 +61,10 @@ impl<P: Protocol> Core<P> {
             ..
         } = self;
         let conn = &mut conns[slot];
-        let (fed, len) = ring
-            .consume_buffer(completion, |data| {
-                (conn.feed(&**proto, data, pool, &cx), data.len())
-            })
-            .expect("the completion has a buffer");
+        let mut fed = Fed::default();
+        let len = ring.consume_buffers(completion, |data| {
+            conn.feed(&**proto, data, pool, &cx, &mut fed);
+        });
         let metrics = &metrics[self.metrics_slot];
         metrics.bytes_received.add(len as u64);
         metrics.frames_received.add(fed.messages);

@@ -3,9 +3,16 @@
 //!
 //! Ownership: a buffer belongs to the kernel from the moment it is published in the ring until a
 //! CQE names it; then to the ring's caller for the duration of one
-//! [`Ring::consume_buffer`](super::Ring::consume_buffer) call, which recycles it afterwards. A
+//! [`Ring::consume_buffers`](super::Ring::consume_buffers) call, which recycles it afterwards. A
 //! bitmap of the buffers the kernel handed out asserts both directions: the kernel never names a
 //! buffer twice without a recycle in between, and nothing recycles a buffer the kernel holds.
+//!
+//! Two kernel options change what a CQE names ([`Consumption`]):
+//! - bundles (IORING_RECVSEND_BUNDLE, 6.10): one CQE for several buffers, the ring entries that
+//!   follow the named one. The ring remembers which buffer it published in each entry.
+//! - incremental consumption (IOU_PBUF_RING_INC, 6.12): a buffer is filled in pieces by several
+//!   CQEs (IORING_CQE_F_BUF_MORE: the kernel keeps the rest); each piece starts where the last
+//!   ended, and the buffer is recycled after the piece without BUF_MORE.
 
 use std::io;
 use std::ptr::NonNull;
@@ -53,6 +60,20 @@ impl Drop for Mapping {
     }
 }
 
+/// How the kernel hands out the ring's buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consumption {
+    /// One buffer per CQE, recycled after it.
+    Whole,
+    /// Recvs take bundles: one CQE may name several consecutive ring entries.
+    Bundles,
+    /// Buffers are consumed in pieces (IOU_PBUF_RING_INC).
+    Incremental,
+}
+
+/// IOU_PBUF_RING_INC, from include/uapi/linux/io_uring.h.
+const IOU_PBUF_RING_INC: u16 = 2;
+
 /// A registered provided-buffer ring with its buffers.
 pub(super) struct BufRing {
     entries: Mapping,
@@ -64,6 +85,15 @@ pub(super) struct BufRing {
     tail: u16,
     /// Bit `bid` set: a CQE handed buffer `bid` to us and it is not recycled yet.
     delivered: Vec<u64>,
+    consumption: Consumption,
+    /// The buffer published in each ring entry (bundles follow entries).
+    bid_at: Vec<u16>,
+    /// The ring entry (tail counter) each buffer was last published at.
+    entry_of: Vec<u16>,
+    /// Bytes of each buffer already handed out (incremental consumption).
+    offset: Vec<u32>,
+    /// The buffers of the bundle being consumed.
+    bundle: Vec<u16>,
 }
 
 impl BufRing {
@@ -74,6 +104,7 @@ impl BufRing {
         group: u16,
         count: u16,
         buf_size: u32,
+        consumption: Consumption,
     ) -> io::Result<BufRing> {
         assert!(
             count.is_power_of_two() && count <= BUF_RING_ENTRIES_MAX,
@@ -90,16 +121,25 @@ impl BufRing {
             group,
             tail: 0,
             delivered: vec![0; usize::from(count).div_ceil(64)],
+            consumption,
+            bid_at: vec![0; usize::from(count)],
+            entry_of: vec![0; usize::from(count)],
+            offset: vec![0; usize::from(count)],
+            bundle: Vec::new(),
         };
         for bid in 0..count {
             buf_ring.publish_entry(bid);
         }
         buf_ring.publish_tail();
         let addr = buf_ring.entries.ptr.as_ptr() as u64;
+        let flags = match consumption {
+            Consumption::Incremental => IOU_PBUF_RING_INC,
+            Consumption::Whole | Consumption::Bundles => 0,
+        };
         // SAFETY: the entry array is page-aligned (mmap) and holds `count` entries; the ring that
         // owns this value keeps both mappings alive while any recv may use them (see `Ring`'s
         // Drop), so the kernel never reads or writes freed memory.
-        unsafe { submitter.register_buf_ring_with_flags(addr, count, group, 0) }?;
+        unsafe { submitter.register_buf_ring_with_flags(addr, count, group, flags) }?;
         Ok(buf_ring)
     }
 
@@ -111,8 +151,72 @@ impl BufRing {
         self.count
     }
 
+    pub fn consumption(&self) -> Consumption {
+        self.consumption
+    }
+
+    /// Hands `read` the `len` bytes a recv CQE delivered starting in buffer `bid`, then gives
+    /// the buffers back (`more`: IORING_CQE_F_BUF_MORE, the kernel keeps filling this one).
+    pub fn consume(&mut self, bid: u16, len: usize, more: bool, mut read: impl FnMut(&[u8])) {
+        match self.consumption {
+            Consumption::Whole => {
+                read(self.take_delivered(bid, len));
+                self.recycle(bid);
+            }
+            Consumption::Incremental => {
+                read(self.take_piece(bid, len, more));
+                if !more {
+                    self.recycle(bid);
+                }
+            }
+            Consumption::Bundles => self.consume_bundle(bid, len, read),
+        }
+    }
+
+    /// A bundle: the entries from `bid`'s on, every buffer full but the last.
+    fn consume_bundle(&mut self, bid: u16, len: usize, mut read: impl FnMut(&[u8])) {
+        let size = self.buf_size as usize;
+        let first = self.entry_of[usize::from(bid)];
+        let mut bundle = std::mem::take(&mut self.bundle);
+        bundle.clear();
+        // Read every buffer's id before recycling any: a recycle writes the entry at the tail.
+        for i in 0..len.div_ceil(size).max(1) {
+            let entry = first.wrapping_add(i as u16) & (self.count - 1);
+            bundle.push(self.bid_at[usize::from(entry)]);
+        }
+        assert_eq!(
+            bundle[0], bid,
+            "a bundle starts at the buffer its CQE names"
+        );
+        let mut left = len;
+        for &piece in &bundle {
+            let take = left.min(size);
+            read(self.take_delivered(piece, take));
+            self.recycle(piece);
+            left -= take;
+        }
+        self.bundle = bundle;
+    }
+
+    /// The next piece of an incrementally consumed buffer.
+    fn take_piece(&mut self, bid: u16, len: usize, more: bool) -> &[u8] {
+        let at = self.offset[usize::from(bid)] as usize;
+        let end = at + len;
+        assert!(
+            end <= self.buf_size as usize,
+            "piece {at}..{end} of buffer {bid}"
+        );
+        self.offset[usize::from(bid)] = if more { end as u32 } else { 0 };
+        let whole = if at == 0 {
+            self.take_delivered(bid, end)
+        } else {
+            self.delivered_slice(bid, end)
+        };
+        &whole[at..]
+    }
+
     /// A CQE named buffer `bid` holding `len` bytes: it is ours until [`BufRing::recycle`].
-    pub fn take_delivered(&mut self, bid: u16, len: usize) -> &[u8] {
+    fn take_delivered(&mut self, bid: u16, len: usize) -> &[u8] {
         assert!(
             bid < self.count,
             "buffer id {bid} out of range {}",
@@ -130,16 +234,29 @@ impl BufRing {
             "buffer {bid} delivered twice"
         );
         self.delivered[word] |= bit;
+        self.delivered_slice(bid, len)
+    }
+
+    /// The first `len` bytes of buffer `bid`, which a CQE handed to us (asserted by the bitmap).
+    fn delivered_slice(&self, bid: u16, len: usize) -> &[u8] {
+        let (word, bit) = (usize::from(bid) / 64, 1u64 << (bid % 64));
+        assert_ne!(
+            self.delivered[word] & bit,
+            0,
+            "buffer {bid} is the kernel's"
+        );
+        assert!(len <= self.buf_size as usize);
         let offset = usize::from(bid) * self.buf_size as usize;
         // SAFETY: `bid` and `len` are in bounds (asserted); a CQE naming `bid` handed the buffer
-        // to us (the bitmap asserts it was not already ours), and the kernel does not touch it
-        // again until `recycle(bid)` publishes it, which needs `&mut self` and so cannot run
-        // while this borrow lives.
+        // to us (the bitmap says so), and the kernel writes no byte of it we hand out before
+        // `recycle(bid)` publishes it again — with incremental consumption it appends past the
+        // pieces already delivered, never into them — and `recycle` needs `&mut self`, so it
+        // cannot run while this borrow lives.
         unsafe { std::slice::from_raw_parts(self.buffers.ptr.as_ptr().add(offset), len) }
     }
 
     /// Hands buffer `bid` back to the kernel, visible at once (a plain store on x86).
-    pub fn recycle(&mut self, bid: u16) {
+    fn recycle(&mut self, bid: u16) {
         assert!(
             bid < self.count,
             "buffer id {bid} out of range {}",
@@ -166,6 +283,8 @@ impl BufRing {
         entry.set_addr(addr);
         entry.set_len(self.buf_size);
         entry.set_bid(bid);
+        self.bid_at[slot] = bid;
+        self.entry_of[usize::from(bid)] = self.tail;
         self.tail = self.tail.wrapping_add(1);
     }
 

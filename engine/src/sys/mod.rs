@@ -14,12 +14,13 @@
 
 mod buf_ring;
 mod completion;
+mod enter;
 mod op;
 mod ring;
 mod send_buf;
 pub mod socket;
 
-pub use buf_ring::BUF_RING_ENTRIES_MAX;
+pub use buf_ring::{Consumption, BUF_RING_ENTRIES_MAX};
 pub use completion::Completion;
 pub use op::{Op, USER_DATA_BITS, USER_DATA_MAX};
 pub use ring::{Batch, Ring, RingError, RingMode, Target, KERNEL_MIN};

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
-use super::buf_ring::BufRing;
+use super::buf_ring::{BufRing, Consumption};
+use super::enter::{self, RingRef};
 use super::op::{self, Op};
 use super::send_buf::InFlight;
 use super::{Completion, SendBuf, SendId};
@@ -108,6 +109,8 @@ pub struct Ring {
     sends: InFlight,
     /// Recvs pushed whose final CQE (F_MORE clear) has not been reaped.
     recvs_armed: usize,
+    /// How `enter` names the ring: its registered fd once [`Ring::register_ring_fd`] succeeded.
+    ring_ref: RingRef,
 }
 
 impl fmt::Debug for Ring {
@@ -142,6 +145,7 @@ impl Ring {
             }
             Err(error) => return Err(setup_error(error)),
         };
+        let ring_fd = uring.as_raw_fd();
         let ring = Ring {
             uring,
             mode,
@@ -149,6 +153,7 @@ impl Ring {
             bufs: None,
             sends: InFlight::new(),
             recvs_armed: 0,
+            ring_ref: RingRef::Fd(ring_fd),
         };
         ring.check_support()?;
         Ok(ring)
@@ -158,13 +163,63 @@ impl Ring {
         self.mode
     }
 
-    /// Registers `count` provided buffers of `size` bytes for this ring's recvs (once).
+    /// Registers the ring's own fd (IORING_REGISTER_RING_FDS, Linux 5.18), so every enter skips
+    /// the fd lookup. Returns whether it is in use; on a kernel without it nothing changes.
+    pub fn register_ring_fd(&mut self) -> bool {
+        if let RingRef::Registered(_) = self.ring_ref {
+            return true;
+        }
+        match enter::register_ring_fd(self.uring.as_raw_fd()) {
+            Ok(index) => {
+                self.ring_ref = RingRef::Registered(index);
+                true
+            }
+            Err(error) => {
+                tracing::debug!(%error, "no registered ring fd: entering by fd");
+                false
+            }
+        }
+    }
+
+    /// Registers `count` provided buffers of `size` bytes, one per CQE.
     pub fn provide_buffers(&mut self, count: u16, size: u32) -> Result<(), RingError> {
+        self.provide_buffers_as(count, size, Consumption::Whole)
+            .map(drop)
+    }
+
+    /// Registers `count` provided buffers of `size` bytes for this ring's recvs (once), handed
+    /// out as `consumption` asks if the kernel can (else whole, one per CQE). Returns how they
+    /// are handed out.
+    pub fn provide_buffers_as(
+        &mut self,
+        count: u16,
+        size: u32,
+        consumption: Consumption,
+    ) -> Result<Consumption, RingError> {
         assert!(self.bufs.is_none(), "buffers are provided once per ring");
-        let bufs = BufRing::new(&self.uring.submitter(), BUFFER_GROUP, count, size)
-            .map_err(|error| RingError::BufRing { error })?;
+        let consumption = match consumption {
+            Consumption::Bundles if !self.uring.params().is_feature_recvsend_bundle() => {
+                tracing::debug!("no recv bundles on this kernel (6.10+): one buffer per CQE");
+                Consumption::Whole
+            }
+            other => other,
+        };
+        let submitter = self.uring.submitter();
+        let bufs = match BufRing::new(&submitter, BUFFER_GROUP, count, size, consumption) {
+            // EINVAL: a kernel without IOU_PBUF_RING_INC (6.12) refuses the flag.
+            Err(error)
+                if consumption == Consumption::Incremental
+                    && error.raw_os_error() == Some(libc::EINVAL) =>
+            {
+                tracing::debug!("no incremental buffers on this kernel (6.12+)");
+                BufRing::new(&submitter, BUFFER_GROUP, count, size, Consumption::Whole)
+            }
+            other => other,
+        }
+        .map_err(|error| RingError::BufRing { error })?;
+        let consumption = bufs.consumption();
         self.bufs = Some(bufs);
-        Ok(())
+        Ok(consumption)
     }
 
     /// How many provided buffers the ring has (0 before [`Ring::provide_buffers`]).
@@ -226,16 +281,21 @@ impl Ring {
         unsafe { self.push(&entry) }
     }
 
-    /// Arms a multishot recv that fills the ring's provided buffers.
+    /// Arms a multishot recv that fills the ring's provided buffers (in bundles, if the buffers
+    /// are handed out so).
     pub fn recv_multi(&mut self, socket: &impl AsFd, user_data: u64) -> io::Result<()> {
-        let group = self
+        let bufs = self
             .bufs
             .as_ref()
-            .expect("provide_buffers before recv_multi")
-            .group();
-        let entry = opcode::RecvMulti::new(types::Fd(socket.as_fd().as_raw_fd()), group)
-            .build()
-            .user_data(op::encode(Op::Recv, user_data));
+            .expect("provide_buffers before recv_multi");
+        let (group, fd) = (bufs.group(), types::Fd(socket.as_fd().as_raw_fd()));
+        let entry = match bufs.consumption() {
+            Consumption::Bundles => opcode::RecvMultiBundle::new(fd, group).build(),
+            Consumption::Whole | Consumption::Incremental => {
+                opcode::RecvMulti::new(fd, group).build()
+            }
+        }
+        .user_data(op::encode(Op::Recv, user_data));
         // SAFETY: the kernel writes only into the provided buffers, which this ring keeps mapped
         // until no recv is armed (`recvs_armed`, checked in Drop).
         unsafe { self.push(&entry) }?;
@@ -299,30 +359,14 @@ impl Ring {
     /// `batch.min_wait_us`, then returns as soon as one is there: fewer wake-ups at moderate
     /// load, for at most that much added latency (IORING_FEAT_MIN_TIMEOUT, Linux 6.12).
     pub fn submit_and_wait(
-        &self,
+        &mut self,
         timeout: Option<Duration>,
         batch: Option<Batch>,
     ) -> io::Result<()> {
         let batch = batch.filter(|_| self.uring.params().is_feature_min_timeout());
-        let want = batch.map_or(1, |b| b.want as usize);
-        let ts = timeout.map(types::Timespec::from);
-        let result = match (&ts, batch) {
-            (None, None) => self.uring.submitter().submit_and_wait(1),
-            (ts, batch) => {
-                let mut args = types::SubmitArgs::new();
-                if let Some(batch) = batch {
-                    args = args.min_wait_usec(batch.min_wait_us);
-                }
-                match ts {
-                    Some(ts) => self
-                        .uring
-                        .submitter()
-                        .submit_with_args(want, &args.timespec(ts)),
-                    None => self.uring.submitter().submit_with_args(want, &args),
-                }
-            }
-        };
-        match result {
+        let (want, min_wait_us) = batch.map_or((1, 0), |b| (b.want, b.min_wait_us));
+        let to_submit = self.uring.submission().len() as u32;
+        match enter::enter(self.ring_ref, to_submit, want, timeout, min_wait_us) {
             Ok(_) => Ok(()),
             Err(error) => match error.raw_os_error() {
                 // ETIME: the timeout passed; EINTR: a signal; EBUSY: the CQ overflowed and
@@ -381,28 +425,55 @@ impl Ring {
         }
     }
 
-    /// Calls `read` with the bytes this recv completion delivered, then gives the buffer back to
-    /// the kernel. `None` if the completion carries no buffer (or it was consumed already).
+    /// [`Ring::consume_buffers`] for a ring whose buffers come one per CQE.
     pub fn consume_buffer<R>(
         &mut self,
         completion: &mut Completion,
         read: impl FnOnce(&[u8]) -> R,
     ) -> Option<R> {
+        let bufs = self.bufs.as_ref().expect("buffers exist");
+        assert_eq!(bufs.consumption(), Consumption::Whole, "one buffer per CQE");
+        let mut read = Some(read);
+        let mut result = None;
+        self.consume_buffers(completion, |data| {
+            result = read.take().map(|read| read(data));
+        });
+        result
+    }
+
+    #[cfg(test)]
+    fn recvs_armed_for_tests(&self) -> bool {
+        self.recvs_armed > 0
+    }
+
+    /// Calls `read` with the bytes this recv completion delivered — once per buffer, in order
+    /// (a bundle spans several) — then gives the buffers back to the kernel. Returns the bytes
+    /// delivered: 0 if the completion carries no buffer (or it was consumed already).
+    pub fn consume_buffers(
+        &mut self,
+        completion: &mut Completion,
+        read: impl FnMut(&[u8]),
+    ) -> usize {
         assert_eq!(completion.ring, self.id, "a completion of another ring");
-        let bid = completion.buffer.take()?;
+        let Some(bid) = completion.buffer.take() else {
+            return 0;
+        };
         let len = usize::try_from(completion.res).expect("a CQE that names a buffer has res > 0");
+        let more = cqueue::buffer_more(completion.flags);
         let bufs = self
             .bufs
             .as_mut()
             .expect("a buffer was delivered, so buffers exist");
-        let result = read(bufs.take_delivered(bid, len));
-        bufs.recycle(bid);
-        Some(result)
+        bufs.consume(bid, len, more, read);
+        len
     }
 }
 
 impl Drop for Ring {
     fn drop(&mut self) {
+        if let RingRef::Registered(index) = self.ring_ref {
+            let _ = enter::unregister_ring_fd(self.uring.as_raw_fd(), index);
+        }
         if self.sends.len() > 0 {
             // The kernel may still read these bytes (ring teardown is asynchronous).
             self.sends.leak();
@@ -473,5 +544,69 @@ mod tests {
         }
         .to_string();
         assert!(old.contains("5.15.0") && old.contains("6.0"), "{old}");
+    }
+
+    /// Every byte a peer sends comes out of `consume_buffers` once, in order, in every mode,
+    /// through a ring of 8 small buffers that must be recycled again and again.
+    #[test]
+    fn every_mode_delivers_the_stream_exactly_and_recycles_every_buffer() {
+        use std::io::Write;
+        use std::net::{TcpListener, TcpStream};
+        const BUFFERS: u16 = 8;
+        const SIZE: u32 = 4096;
+        const STREAM: usize = 200_000;
+        let stream: Vec<u8> = (0..STREAM).map(|i| (i * 7 % 251) as u8).collect();
+        for mode in [
+            Consumption::Whole,
+            Consumption::Bundles,
+            Consumption::Incremental,
+        ] {
+            let mut ring = Ring::new(64, 256).expect("ring");
+            let got_mode = ring
+                .provide_buffers_as(BUFFERS, SIZE, mode)
+                .expect("buffers");
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            let writer = {
+                let stream = stream.clone();
+                std::thread::spawn(move || {
+                    for piece in stream.chunks(10_000) {
+                        client.write_all(piece).unwrap();
+                    }
+                })
+            };
+            let mut received = Vec::new();
+            let mut completions = Vec::new();
+            let mut widest = 0;
+            while received.len() < STREAM {
+                if !ring.recvs_armed_for_tests() {
+                    ring.recv_multi(&server, 1).unwrap();
+                }
+                ring.submit_and_wait(Some(Duration::from_secs(5)), None)
+                    .unwrap();
+                ring.reap(&mut completions);
+                for mut completion in completions.drain(..) {
+                    let res = completion.res();
+                    widest = widest.max(res);
+                    // Data, a dry ring (re-armed above), or the FIN after the last byte.
+                    let fin_after_all = res == 0 && received.len() == STREAM;
+                    assert!(
+                        res > 0 || res == -libc::ENOBUFS || fin_after_all,
+                        "{got_mode:?}: res {res}"
+                    );
+                    ring.consume_buffers(&mut completion, |data| received.extend_from_slice(data));
+                }
+            }
+            writer.join().unwrap();
+            assert_eq!(received.len(), STREAM, "{got_mode:?}");
+            assert!(received == stream, "{got_mode:?}: the bytes differ");
+            let bundled = widest > SIZE as i32;
+            assert_eq!(
+                bundled,
+                got_mode == Consumption::Bundles,
+                "{got_mode:?}: widest CQE {widest}"
+            );
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use engine::frame::MAX_FRAME_DEFAULT;
+use engine::sys::Consumption;
 use engine::{
     ClassifyMode, Config, BATCH_WAIT_MAX, BUFFERS_DEFAULT, BUFFERS_MAX, BUFFER_SIZE_DEFAULT,
     BUFFER_SIZE_MAX, BUFFER_SIZE_MIN, CONNECTIONS_PER_CORE_MAX, CORES_MAX, QUEUED_BYTES_DEFAULT,
@@ -39,6 +40,24 @@ pub enum Classify {
     Count,
     /// Counters, one tracing event per close, and the close log if --close-log is given.
     Log,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BufferMode {
+    /// One provided buffer per completion.
+    Whole,
+    /// Recv bundles: one completion for several buffers (Linux 6.10+).
+    Bundle,
+    /// Incremental consumption: buffers filled in pieces (Linux 6.12+).
+    Incremental,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RingFd {
+    /// Enter the ring through its registered fd (IORING_REGISTER_RING_FDS, Linux 5.18+).
+    Registered,
+    /// Enter the ring by its fd.
+    Plain,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -117,6 +136,12 @@ pub struct Args {
     /// Provided receive buffers per core (a power of two, at most 32768).
     #[arg(long, default_value_t = BUFFERS_DEFAULT, value_parser = parse_buffers)]
     pub buffers: u16,
+    /// How recvs take provided buffers (a kernel without the mode asked for gets `whole`).
+    #[arg(long, value_enum, default_value_t = BufferMode::Whole)]
+    pub buffer_mode: BufferMode,
+    /// How each core enters its ring.
+    #[arg(long, value_enum, default_value_t = RingFd::Plain)]
+    pub ring_fd: RingFd,
     /// Bytes per provided receive buffer.
     #[arg(long, default_value_t = BUFFER_SIZE_DEFAULT,
           value_parser = clap::value_parser!(u32).range(i64::from(BUFFER_SIZE_MIN)..=i64::from(BUFFER_SIZE_MAX)))]
@@ -168,7 +193,13 @@ impl Args {
             .batch_wait(self.batch_wait)
             .ring_entries(self.ring_entries)
             .buffers(self.buffers, self.buffer_size)
-            .max_queued_bytes(self.max_queued_bytes);
+            .max_queued_bytes(self.max_queued_bytes)
+            .receive(match self.buffer_mode {
+                BufferMode::Whole => Consumption::Whole,
+                BufferMode::Bundle => Consumption::Bundles,
+                BufferMode::Incremental => Consumption::Incremental,
+            })
+            .register_ring_fd(self.ring_fd == RingFd::Registered);
         if let Some(cores) = self.cores {
             config = config.cores(cores);
         }
