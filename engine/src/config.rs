@@ -89,6 +89,7 @@ pub struct Config {
     pub(crate) log_drops: Option<LogDrops>,
     pub(crate) consumption: Consumption,
     pub(crate) register_ring_fd: bool,
+    pub(crate) send_zc_min: Option<usize>,
 }
 
 impl fmt::Debug for Config {
@@ -129,6 +130,7 @@ impl Default for Config {
             log_drops: None,
             consumption: CONSUMPTION_DEFAULT,
             register_ring_fd: REGISTER_RING_FD_DEFAULT,
+            send_zc_min: None,
         }
     }
 }
@@ -244,6 +246,13 @@ impl Config {
     /// Enter each ring through its registered fd (Linux 5.18+), skipping the fd lookup.
     pub fn register_ring_fd(mut self, on: bool) -> Config {
         self.register_ring_fd = on;
+        self
+    }
+
+    /// Send batches of at least this many bytes with IORING_OP_SEND_ZC (Linux 6.0+; `None`:
+    /// never). On loopback the kernel copies anyway.
+    pub fn send_zero_copy_from(mut self, bytes: Option<usize>) -> Config {
+        self.send_zc_min = bytes;
         self
     }
 
@@ -384,6 +393,7 @@ pub(crate) struct Settings {
     pub max_queued_bytes: usize,
     pub consumption: Consumption,
     pub register_ring_fd: bool,
+    pub send_zc_min: Option<usize>,
 }
 
 impl Settings {
@@ -403,6 +413,7 @@ impl Settings {
             max_queued_bytes: config.max_queued_bytes,
             consumption: config.consumption,
             register_ring_fd: config.register_ring_fd,
+            send_zc_min: config.send_zc_min,
         }
     }
 }

@@ -34,6 +34,11 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// Sets the value (for a count kept elsewhere, copied in by the owning core).
+    pub fn set(&self, value: u64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
 }
 
 /// The accept errnos given their own label; the rest count as "other".
@@ -60,6 +65,8 @@ pub struct CoreMetrics {
     pub bytes_sent: Counter,
     pub rearm_enobufs: Counter,
     pub rearm_overflow: Counter,
+    pub zero_copy_sends: Counter,
+    pub zero_copy_copied: Counter,
     pub accept_errors: [Counter; ACCEPT_ERROR_LABELS],
 }
 
@@ -179,7 +186,7 @@ fn accept_error_samples(cores: &[CoreMetrics]) -> Vec<(String, u64)> {
         .collect()
 }
 
-fn families(cores: &[CoreMetrics], log_lines_dropped: u64) -> [Family; 10] {
+fn families(cores: &[CoreMetrics], log_lines_dropped: u64) -> [Family; 12] {
     let sum = |get: fn(&CoreMetrics) -> &Counter| cores.iter().map(|c| get(c).get()).sum::<u64>();
     let rearms = vec![
         ("{reason=\"enobufs\"}".to_owned(), sum(|c| &c.rearm_enobufs)),
@@ -237,6 +244,16 @@ fn families(cores: &[CoreMetrics], log_lines_dropped: u64) -> [Family; 10] {
             "counter",
             "Failed accepts, by errno.",
             accept_error_samples(cores),
+        ),
+        Family::counter(
+            "engine_send_zc_total",
+            "Sends made with IORING_OP_SEND_ZC (--send-zc-min).",
+            sum(|c| &c.zero_copy_sends),
+        ),
+        Family::counter(
+            "engine_send_zc_copied_total",
+            "Zero-copy sends the kernel copied anyway (IORING_SEND_ZC_REPORT_USAGE).",
+            sum(|c| &c.zero_copy_copied),
         ),
         Family::counter(
             "engine_log_lines_dropped_total",

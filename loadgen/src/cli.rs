@@ -1,4 +1,7 @@
-//! Command line: the run flags (no subcommand), `merge` and `verify`, and their value parsers.
+//! Command line: the run flags (no subcommand), `merge` and `verify`, and their value parsers;
+//! the protocol flags' defaults and the combinations that cannot work are in `cli/protocol.rs`.
+
+mod protocol;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -6,21 +9,29 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use protocol::FlagError;
+
 use crate::limits::{
     CONNECTIONS_DEFAULT, CONNECTIONS_MAX, PAYLOAD_SIZES_MAX, PIPELINE_MAX, THREADS_MAX, TOTAL_MAX,
 };
 use crate::mix::CloseMix;
+use crate::wire::{HttpWorkload, WireProtocol};
 
 /// Load generator and verdict checker for the engine.
 ///
 /// Without a subcommand it runs traffic against --target, in one of four shapes:
-///   closed loop (default)  --connections C each keep --pipeline D ECHOs in flight for --duration
+///   closed loop (default)  --connections C each keep --pipeline D requests in flight for
+///                          --duration
 ///   open loop              --rate R requests/s over all connections; latency from each
 ///                          request's intended send time (coordinated omission corrected)
 ///   churn                  --total N connections, opened at --connect-rate, each doing
-///                          --requests-per-conn M ECHOs, then ending as drawn from --close-mix
-///   hold                   --hold N idle connections (after HELLO) kept for --duration
-/// Every connection first sends HELLO with a unique tag; every reply is checked byte for byte.
+///                          --requests-per-conn M requests, then ending as drawn from --close-mix
+///   hold                   --hold N idle connections (after their tag) kept for --duration
+/// --protocol frame (default): ECHO frames of --payload sizes; every connection first sends
+/// HELLO with a unique tag; every reply is checked byte for byte.
+/// --protocol http (against engine --protocol http): the requests of --http-workload; the tag
+/// rides on each connection's first request (x-client-tag); every response's status,
+/// Content-Type, Content-Length and exact body (the expected sum) are checked.
 /// --verify-log and --verify-metrics check the engine's close records and counters afterwards.
 /// A run with --rate (open loop) or churn with --connect-rate reports the rate it reached next
 /// to the rate asked; more than 10% short does not pass.
@@ -81,17 +92,25 @@ pub struct RunArgs {
     /// first).
     #[arg(long, required = true, value_name = "HOST:PORT", value_parser = parse_target)]
     pub target: Option<SocketAddr>,
+    /// The protocol the engine serves: frame (its default) or http (engine --protocol http).
+    #[arg(long, value_enum, default_value_t = WireProtocol::Frame)]
+    pub protocol: WireProtocol,
+    /// The HTTP requests (needs --protocol http) [default: baseline].
+    #[arg(long, value_enum, value_name = "WORKLOAD")]
+    pub http_workload: Option<HttpWorkload>,
     /// Concurrent connections (closed/open loop: all of them; churn: at most this many at once)
     /// [default: 1; churn with --connect-rate: as many as the rate needs, rate x (5s connect
     /// timeout + --end-timeout), at most 65536 and what RLIMIT_NOFILE allows].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=CONNECTIONS_MAX as u64))]
     pub connections: Option<u64>,
-    /// Requests in flight per connection (open loop: the most it may have in flight).
+    /// Requests in flight per connection, pipelined (open loop: the most it may have in flight).
+    /// HTTP answers them in order.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=PIPELINE_MAX as u64))]
     pub pipeline: u64,
-    /// ECHO payload sizes in bytes, used in turn (e.g. 16,1024); at most 65535 each.
-    #[arg(long, default_value = "64", value_parser = parse_payloads)]
-    pub payload: PayloadSizes,
+    /// Frame protocol: ECHO payload sizes in bytes, used in turn (e.g. 16,1024); at most 65535
+    /// each [default: 64].
+    #[arg(long, value_parser = parse_payloads)]
+    pub payload: Option<PayloadSizes>,
     /// How long to run (closed/open loop, hold); churn: stop opening connections after it.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -113,17 +132,20 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", conflicts_with_all = ["hold", "rate"],
           value_parser = clap::value_parser!(u64).range(1..=TOTAL_MAX))]
     pub total: Option<u64>,
-    /// Churn: ECHO requests per connection before it ends.
+    /// Churn: requests per connection before it ends (HTTP: at least 1, it carries the tag).
     #[arg(long, value_name = "M", default_value_t = 10, requires = "total")]
     pub requests_per_conn: u64,
     /// Churn: how connections end, as weights (fin, reset, mid-frame, half-close, close-request,
-    /// bad-frame, idle, stall), e.g. fin=5,reset=1,idle=1.
+    /// bad-frame, idle, stall), e.g. fin=5,reset=1,idle=1. Over HTTP: mid-frame and stall send
+    /// a request cut in its head or its body (in turn), bad-frame a malformed request (answered
+    /// 400), close-request asks Connection: close on the last request.
     #[arg(long, default_value = "fin=1", requires = "total")]
     pub close_mix: CloseMix,
     /// Seed of the close-mode draw (the same seed draws the same modes).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Open N idle connections (after HELLO) and keep them for --duration.
+    /// Open N idle connections (after HELLO; HTTP: after one tagged GET) and keep them for
+    /// --duration.
     #[arg(long, value_name = "N", conflicts_with = "rate",
           value_parser = clap::value_parser!(u64).range(1..=CONNECTIONS_MAX as u64))]
     pub hold: Option<u64>,
@@ -456,6 +478,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(ok.run.cpus, Some(CpuList(vec![0, 2, 3])));
-        assert_eq!(ok.run.payload, PayloadSizes(vec![0, 16, 65535]));
+        assert_eq!(ok.run.payload, Some(PayloadSizes(vec![0, 16, 65535])));
+        assert_eq!(ok.run.payloads(), [0, 16, 65535]);
     }
 }

@@ -151,6 +151,8 @@ mod tests {
             lost: 0,
             corrupt: 0,
             ended_by_end_timeout: outcome == Outcome::Timeout,
+            phase: None,
+            partial_bytes: None,
         }
     }
 
@@ -216,6 +218,8 @@ mod tests {
             tag(5, CloseMode::HalfClose, Outcome::Timeout, true),
             TagResult {
                 ended_by_end_timeout: false,
+                phase: None,
+                partial_bytes: None,
                 ..tag(6, CloseMode::Idle, Outcome::Timeout, true)
             },
         ];

@@ -1,5 +1,6 @@
-//! The load generator: drives the engine over io_uring, checks every reply byte for byte, ends
-//! connections in every way the engine classifies, and verifies the engine's verdicts.
+//! The load generator: drives the engine over io_uring in its frame protocol or HTTP/1.1, checks
+//! every reply, ends connections in every way the engine classifies, and verifies the engine's
+//! verdicts.
 //!
 //! See README.md for the flags and the JSON report's schema.
 
@@ -19,4 +20,5 @@ pub mod report;
 pub mod run;
 pub mod stats;
 pub mod verify;
+pub mod wire;
 pub mod worker;

@@ -10,6 +10,12 @@ pub const CONNECTIONS_MAX: usize = 1 << 20;
 pub const PIPELINE_MAX: usize = 4096;
 /// Distinct payload sizes in `--payload`.
 pub const PAYLOAD_SIZES_MAX: usize = 64;
+/// ECHO payload bytes without `--payload` (frame protocol).
+pub const PAYLOAD_DEFAULT: u16 = 64;
+/// Header fields of one HTTP response read at most (the engine sends at most five).
+pub const HTTP_RESPONSE_HEADERS_MAX: usize = 16;
+/// Bytes of one HTTP response (head and body) held at most while it arrives.
+pub const HTTP_RESPONSE_BYTES_MAX: usize = 64 * 1024;
 /// SQ entries per worker ring.
 pub const RING_SQ_ENTRIES: u32 = 4096;
 /// CQ entries per worker ring: generous, overflow only costs a re-arm.

@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
 use loadgen::cli::{Cli, Command};
 use loadgen::diagnose::end_timeout_hints;
 use loadgen::report::{Report, EXIT_SETUP};
@@ -12,7 +11,7 @@ use loadgen::verify::{check_log, require_log, Verification};
 /// Exit status: 0 pass, 1 failed checks, 2 bad flags or setup, 3 an asked rate not reached,
 /// 130 interrupted (see `loadgen --help`).
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse_checked(std::env::args_os()).unwrap_or_else(|error| error.exit());
     match dispatch(cli) {
         Ok(report) => {
             print!("{}", report.table());

@@ -122,7 +122,7 @@ pub fn plans(args: &RunArgs, nonce: u64, concurrency: u64) -> Vec<WorkerPlan> {
                 _ => None,
             },
             pipeline: args.pipeline as usize,
-            payloads: args.payload.0.clone(),
+            wire: args.wire(),
             run_for: args.run_for(),
             end_timeout: args.end_timeout,
             cpu: (!cpus.is_empty()).then(|| cpus[w as usize % cpus.len()]),

@@ -137,6 +137,9 @@ pub struct Connections {
 pub struct Report {
     pub version: u32,
     pub shape: String,
+    /// `frame`, `http pipeline` or `http baseline` (merge: `mixed` if they differ).
+    #[serde(default = "frame_protocol")]
+    pub protocol: String,
     pub config: serde_json::Value,
     pub duration_s: f64,
     pub requests: u64,
@@ -175,6 +178,7 @@ pub struct Report {
 #[derive(Debug)]
 pub struct RunFacts {
     pub shape: &'static str,
+    pub protocol: String,
     pub open_loop: bool,
     pub config: serde_json::Value,
     pub cpu_percent: f64,
@@ -193,6 +197,7 @@ impl Report {
         Report {
             version: REPORT_VERSION,
             shape: facts.shape.to_owned(),
+            protocol: facts.protocol,
             config: facts.config,
             duration_s,
             requests: stats.requests,
@@ -310,9 +315,8 @@ impl Report {
         };
         let mut merged = zero;
         for report in reports {
-            if report.shape != merged.shape {
-                merged.shape = "mixed".into();
-            }
+            mix_into(&mut merged.shape, &report.shape);
+            mix_into(&mut merged.protocol, &report.protocol);
             if let serde_json::Value::Array(configs) = &mut merged.config {
                 configs.push(report.config);
             }
@@ -363,6 +367,7 @@ impl Report {
         if let Some(headline) = &self.headline {
             row(&mut out, "headline", headline.clone());
         }
+        row(&mut out, "protocol", self.protocol.clone());
         self.table_traffic(&mut out);
         self.table_connections(&mut out);
         row(
@@ -478,6 +483,18 @@ impl Report {
     }
 }
 
+/// Merge: `into` becomes "mixed" when `other` differs from it.
+fn mix_into(into: &mut String, other: &str) {
+    if into != other {
+        *into = "mixed".into();
+    }
+}
+
+/// What a report written before `protocol` was added ran.
+fn frame_protocol() -> String {
+    "frame".into()
+}
+
 /// One `key value` line of the table.
 fn row(out: &mut String, key: &str, value: String) {
     let _ = writeln!(out, "  {key:<24} {value}");
@@ -519,6 +536,7 @@ mod tests {
         stats.elapsed_us = 1_000_000;
         let facts = RunFacts {
             shape: "closed-loop",
+            protocol: "frame".into(),
             open_loop: false,
             config: serde_json::json!({}),
             cpu_percent: 10.0,

@@ -16,6 +16,7 @@ use crate::rate::{connect_check, request_check, RateCheck};
 use crate::report::{Report, RunFacts};
 use crate::stats::Stats;
 use crate::verify::{check_log, check_metrics, require_log, scrape, LogCauses, Verification};
+use crate::wire::WireProtocol;
 use crate::worker::{self, Shared, WorkerPlan};
 
 /// Raises RLIMIT_NOFILE for the connections the run keeps open at once and fits them into it.
@@ -49,9 +50,11 @@ fn config_json(args: &RunArgs) -> serde_json::Value {
     serde_json::json!({
         "target": args.target,
         "shape": args.shape().name(),
+        "protocol": args.protocol,
+        "http_workload": (args.protocol == WireProtocol::Http).then(|| args.http_workload()),
         "connections": args.connections,
         "pipeline": args.pipeline,
-        "payload": args.payload.0,
+        "payload": (args.protocol == WireProtocol::Frame).then(|| args.payloads()),
         "duration": duration(args.run_for()),
         "threads": args.threads,
         "cpus": args.cpus.as_ref().map(|c| c.0.clone()),
@@ -106,6 +109,7 @@ pub fn run(args: &RunArgs) -> Result<Report, LoadgenError> {
     let target = args.target.expect("--target is required for a run");
     let facts = RunFacts {
         shape: args.shape().name(),
+        protocol: args.wire().name(),
         open_loop: matches!(args.shape(), Shape::OpenLoop { .. }),
         config: config_json(args),
         cpu_percent,

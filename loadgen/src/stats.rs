@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::limits::{LATENCY_SIGFIG, LATENCY_US_MAX};
 use crate::mix::CloseMode;
+use crate::wire::RecordPhase;
 
 /// What the client saw when a connection ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -54,13 +55,14 @@ impl Outcome {
     }
 }
 
-/// One connection's result, keyed by its HELLO tag.
+/// One connection's result, keyed by its tag (HELLO, or HTTP's `x-client-tag`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagResult {
     pub tag: u64,
     pub mode: CloseMode,
     pub outcome: Outcome,
-    /// Whether the connect succeeded (HELLO sent): only then does the engine have a record.
+    /// Whether the connect succeeded (its first bytes, which carry the tag, were sent): only
+    /// then does the engine have a record.
     pub connected: bool,
     pub requests: u64,
     pub replies: u64,
@@ -70,6 +72,12 @@ pub struct TagResult {
     /// (in the JSON only when true).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ended_by_end_timeout: bool,
+    /// The phase its close record must name, where the protocol and mode determine it (HTTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<RecordPhase>,
+    /// The partial bytes its close record must count, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_bytes: Option<u64>,
 }
 
 /// A histogram of latencies in microseconds.
@@ -142,6 +150,12 @@ impl Default for Stats {
 }
 
 impl Stats {
+    /// A request of `bytes` was queued.
+    pub fn count_request(&mut self, bytes: usize) {
+        self.requests += 1;
+        self.bytes_sent += bytes as u64;
+    }
+
     pub fn error(&mut self, kind: &str) {
         *self.errors.entry(kind.to_owned()).or_default() += 1;
     }

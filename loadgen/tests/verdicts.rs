@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::HashSet;
 
-use support::{code, describe, loadgen, read_json, temp_dir, Engine};
+use support::{code, describe, doctor_log, loadgen, read_json, report_tags, temp_dir, Engine};
 
 const EVERY_MODE: &str =
     "fin=1,reset=1,mid-frame=1,half-close=1,close-request=1,bad-frame=1,idle=1,stall=1";
@@ -61,32 +61,9 @@ fn churn_over_every_close_mode_verifies_and_a_doctored_log_does_not() {
     }
 
     // Change one of our records' cause and verify again: one mismatch, exit 1.
-    let ours: HashSet<u64> = report["tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["tag"].as_u64().unwrap())
-        .collect();
-    let text = std::fs::read_to_string(&log).unwrap();
-    let mut changed = false;
-    let doctored: Vec<String> = text
-        .lines()
-        .map(|line| {
-            let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
-            let tag = record["tag"].as_u64();
-            if !changed
-                && tag.is_some_and(|t| ours.contains(&t))
-                && record["cause"] == "idle_timeout"
-            {
-                record["cause"] = "peer_fin".into();
-                changed = true;
-            }
-            record.to_string()
-        })
-        .collect();
-    assert!(changed, "the log holds an idle_timeout record of ours");
     let doctored_path = dir.join("doctored.jsonl");
-    std::fs::write(&doctored_path, doctored.join("\n") + "\n").unwrap();
+    let edit = [("cause", "idle_timeout", "peer_fin")];
+    doctor_log(&log, &report_tags(&report), &doctored_path, &edit);
     let verified_path = dir.join("verified.json");
     let output = loadgen(&[
         "verify",

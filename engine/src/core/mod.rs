@@ -160,6 +160,9 @@ impl<P: Protocol> Core<P> {
             self.ring.submit_and_wait(self.wait_timeout(), self.batch)?;
             self.now_us = self.epoch.elapsed().as_micros() as u64;
             self.handle_completions()?;
+            if self.settings.send_zc_min.is_some() {
+                self.count_zero_copy();
+            }
             self.on_timers()?;
             self.rearm_starved()?;
             self.flush()?;

@@ -45,7 +45,7 @@ impl Completion {
     }
 
     /// Whether this recv CQE filled a provided buffer (read it with
-    /// [`Ring::consume_buffer`](super::Ring::consume_buffer)).
+    /// [`Ring::consume_buffers`](super::Ring::consume_buffers)).
     pub fn has_buffer(&self) -> bool {
         self.buffer.is_some()
     }

@@ -1,7 +1,7 @@
 //! The kind of each operation a [`Ring`](super::Ring) issues, carried in the top byte of every
 //! SQE's user_data so that completions are interpreted by the layer that issued them.
 //!
-//! Layout of the kernel-visible user_data: `op` (8 bits) | `payload` (56 bits). For accepts,
+//! Layout of the kernel-visible user_data: `tag` (8 bits) | `payload` (56 bits). For accepts,
 //! recvs, polls and cancels the payload is the caller's user_data; for sends it is the key of the
 //! ring's in-flight send table (see [`SendId`](super::SendId)).
 
@@ -16,7 +16,7 @@ pub enum Op {
     Accept,
     /// A multishot recv on the ring's provided buffers: each completion may carry a buffer.
     Recv,
-    /// A send: its completion hands the bytes back.
+    /// A send (plain or zero-copy): its completion hands the bytes back.
     Send,
     /// An async cancel; the cancelled operation's own final completion follows separately.
     Cancel,
@@ -24,41 +24,59 @@ pub enum Op {
     Poll,
 }
 
-impl Op {
-    const fn tag(self) -> u64 {
+/// The SQE kinds this layer issues (a zero-copy send completes twice: result, then notification).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Tag {
+    Accept,
+    Recv,
+    Send,
+    SendZc,
+    Cancel,
+    Poll,
+}
+
+impl Tag {
+    const ALL: [Tag; 6] = [
+        Tag::Accept,
+        Tag::Recv,
+        Tag::Send,
+        Tag::SendZc,
+        Tag::Cancel,
+        Tag::Poll,
+    ];
+
+    /// The operation a caller sees.
+    pub const fn op(self) -> Op {
         match self {
-            Op::Accept => 1,
-            Op::Recv => 2,
-            Op::Send => 3,
-            Op::Cancel => 4,
-            Op::Poll => 5,
+            Tag::Accept => Op::Accept,
+            Tag::Recv => Op::Recv,
+            Tag::Send | Tag::SendZc => Op::Send,
+            Tag::Cancel => Op::Cancel,
+            Tag::Poll => Op::Poll,
         }
     }
 
-    const fn from_tag(tag: u64) -> Option<Op> {
-        match tag {
-            1 => Some(Op::Accept),
-            2 => Some(Op::Recv),
-            3 => Some(Op::Send),
-            4 => Some(Op::Cancel),
-            5 => Some(Op::Poll),
-            _ => None,
-        }
+    const fn value(self) -> u64 {
+        self as u64 + 1
     }
 }
 
-/// The kernel-visible user_data of operation `op` with `payload`.
-pub fn encode(op: Op, payload: u64) -> u64 {
+/// The kernel-visible user_data of an operation of kind `tag` with `payload`.
+pub(super) fn encode(tag: Tag, payload: u64) -> u64 {
     assert!(
         payload <= USER_DATA_MAX,
         "user_data {payload:#x} exceeds {USER_DATA_BITS} bits"
     );
-    op.tag() << USER_DATA_BITS | payload
+    tag.value() << USER_DATA_BITS | payload
 }
 
-/// The operation and payload of a kernel-visible user_data; `None` for one never encoded here.
-pub fn decode(user_data: u64) -> Option<(Op, u64)> {
-    Op::from_tag(user_data >> USER_DATA_BITS).map(|op| (op, user_data & USER_DATA_MAX))
+/// The kind and payload of a kernel-visible user_data; `None` for one never encoded here.
+pub(super) fn decode(user_data: u64) -> Option<(Tag, u64)> {
+    let value = user_data >> USER_DATA_BITS;
+    Tag::ALL
+        .into_iter()
+        .find(|tag| tag.value() == value)
+        .map(|tag| (tag, user_data & USER_DATA_MAX))
 }
 
 #[cfg(test)]
@@ -67,18 +85,19 @@ mod tests {
 
     #[test]
     fn roundtrip() {
-        for op in [Op::Accept, Op::Recv, Op::Send, Op::Cancel, Op::Poll] {
+        for tag in Tag::ALL {
             for payload in [0, 1, USER_DATA_MAX] {
-                assert_eq!(decode(encode(op, payload)), Some((op, payload)));
+                assert_eq!(decode(encode(tag, payload)), Some((tag, payload)));
             }
         }
         assert_eq!(decode(0), None);
         assert_eq!(decode(u64::MAX), None);
+        assert_eq!(Tag::SendZc.op(), Op::Send);
     }
 
     #[test]
     #[should_panic(expected = "exceeds 56 bits")]
     fn oversized_user_data_is_refused() {
-        encode(Op::Recv, USER_DATA_MAX + 1);
+        encode(Tag::Recv, USER_DATA_MAX + 1);
     }
 }

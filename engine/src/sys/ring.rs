@@ -10,7 +10,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use super::buf_ring::{BufRing, Consumption};
 use super::enter::{self, RingRef};
-use super::op::{self, Op};
+use super::op::{self, Tag};
 use super::send_buf::InFlight;
 use super::{Completion, SendBuf, SendId};
 
@@ -84,6 +84,10 @@ pub struct Batch {
 /// The id of the next ring set up in this process (completions and buffers name their ring).
 static NEXT_RING_ID: AtomicU32 = AtomicU32::new(0);
 
+/// From include/uapi/linux/io_uring.h: ask the notification to say whether the kernel copied.
+const IORING_SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
+const IORING_NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
+
 /// The buffer group id of a ring's provided buffers (one group per ring).
 const BUFFER_GROUP: u16 = 0;
 
@@ -111,6 +115,12 @@ pub struct Ring {
     recvs_armed: usize,
     /// How `enter` names the ring: its registered fd once [`Ring::register_ring_fd`] succeeded.
     ring_ref: RingRef,
+    /// The raw CQEs of one reap (kept for their capacity).
+    cqes: Vec<(u64, i32, u32)>,
+    /// IORING_OP_SEND_ZC is supported.
+    send_zc: bool,
+    zc_notified: u64,
+    zc_copied: u64,
 }
 
 impl fmt::Debug for Ring {
@@ -154,8 +164,13 @@ impl Ring {
             sends: InFlight::new(),
             recvs_armed: 0,
             ring_ref: RingRef::Fd(ring_fd),
+            cqes: Vec::with_capacity(cq_entries as usize),
+            send_zc: false,
+            zc_notified: 0,
+            zc_copied: 0,
         };
-        ring.check_support()?;
+        let mut ring = ring;
+        ring.send_zc = ring.check_support()?;
         Ok(ring)
     }
 
@@ -227,7 +242,9 @@ impl Ring {
         self.bufs.as_ref().map_or(0, BufRing::count)
     }
 
-    fn check_support(&self) -> Result<(), RingError> {
+    /// Checks the kernel floor and the opcodes the engine needs; returns whether the optional
+    /// IORING_OP_SEND_ZC is there too.
+    fn check_support(&self) -> Result<bool, RingError> {
         let release = super::socket::kernel_release();
         if !release_at_least(&release, KERNEL_MIN) {
             return Err(RingError::KernelTooOld { release });
@@ -252,7 +269,7 @@ impl Ring {
                 return Err(RingError::MissingOpcode { name, since });
             }
         }
-        Ok(())
+        Ok(probe.is_supported(opcode::SendZc::CODE))
     }
 
     /// Queues one SQE, submitting first if the SQ is full.
@@ -276,7 +293,7 @@ impl Ring {
         let entry = opcode::AcceptMulti::new(types::Fd(listener.as_fd().as_raw_fd()))
             .flags(libc::SOCK_CLOEXEC)
             .build()
-            .user_data(op::encode(Op::Accept, user_data));
+            .user_data(op::encode(Tag::Accept, user_data));
         // SAFETY: the entry points to no memory of ours (no peer address is asked for).
         unsafe { self.push(&entry) }
     }
@@ -295,7 +312,7 @@ impl Ring {
                 opcode::RecvMulti::new(fd, group).build()
             }
         }
-        .user_data(op::encode(Op::Recv, user_data));
+        .user_data(op::encode(Tag::Recv, user_data));
         // SAFETY: the kernel writes only into the provided buffers, which this ring keeps mapped
         // until no recv is armed (`recvs_armed`, checked in Drop).
         unsafe { self.push(&entry) }?;
@@ -306,13 +323,61 @@ impl Ring {
     /// Sends the unsent bytes of `buf` (MSG_NOSIGNAL is implied for io_uring sends). The ring
     /// keeps `buf` until the send's completion hands it back ([`Completion::take_sent`]).
     pub fn send(&mut self, socket: &impl AsFd, buf: SendBuf, user_data: u64) -> io::Result<SendId> {
-        let (id, ptr, len) = self.sends.insert(user_data, buf);
+        self.push_send(socket, buf, user_data, false)
+    }
+
+    /// Like [`Ring::send`] with IORING_OP_SEND_ZC (Linux 6.0): the kernel sends from `buf`
+    /// without copying it where the device allows. The caller's completion comes with the
+    /// send's result, as for a plain send; the ring keeps the bytes until the kernel's later
+    /// notification says it is done with them (the caller gets a copy of a partly sent batch, to
+    /// send the rest from). [`Ring::zero_copy_sends`] counts them and those the kernel copied.
+    pub fn send_zc(
+        &mut self,
+        socket: &impl AsFd,
+        buf: SendBuf,
+        user_data: u64,
+    ) -> io::Result<SendId> {
+        self.push_send(socket, buf, user_data, true)
+    }
+
+    /// Whether the kernel has IORING_OP_SEND_ZC.
+    pub fn supports_send_zc(&self) -> bool {
+        self.send_zc
+    }
+
+    /// Zero-copy sends notified so far, and how many of them the kernel copied anyway
+    /// (IORING_SEND_ZC_REPORT_USAGE).
+    pub fn zero_copy_sends(&self) -> (u64, u64) {
+        (self.zc_notified, self.zc_copied)
+    }
+
+    fn push_send(
+        &mut self,
+        socket: &impl AsFd,
+        buf: SendBuf,
+        user_data: u64,
+        zero_copy: bool,
+    ) -> io::Result<SendId> {
+        assert!(
+            !zero_copy || self.send_zc,
+            "IORING_OP_SEND_ZC is not supported here"
+        );
+        let (id, ptr, len) = self.sends.insert(user_data, buf, zero_copy);
         let len = u32::try_from(len).expect("send length fits u32");
-        let entry = opcode::Send::new(types::Fd(socket.as_fd().as_raw_fd()), ptr, len)
-            .build()
-            .user_data(op::encode(Op::Send, id.key));
+        let fd = types::Fd(socket.as_fd().as_raw_fd());
+        let entry = if zero_copy {
+            opcode::SendZc::new(fd, ptr, len)
+                .zc_flags(IORING_SEND_ZC_REPORT_USAGE)
+                .build()
+                .user_data(op::encode(Tag::SendZc, id.key))
+        } else {
+            opcode::Send::new(fd, ptr, len)
+                .build()
+                .user_data(op::encode(Tag::Send, id.key))
+        };
         // SAFETY: the bytes live in `self.sends`, which neither frees nor changes them before
-        // this send's completion (and leaks them if the ring is dropped first).
+        // this send's completion — for a zero-copy send, its notification — and leaks them if
+        // the ring is dropped first.
         if let Err(error) = unsafe { self.push(&entry) } {
             // Never queued: the kernel has no reference to the bytes; give them back.
             drop(self.sends.complete(id.key, 0));
@@ -324,13 +389,14 @@ impl Ring {
     /// Cancels an operation; its own final completion follows, then this cancel's.
     pub fn cancel(&mut self, target: Target, user_data: u64) -> io::Result<()> {
         let target = match target {
-            Target::Accept(user_data) => op::encode(Op::Accept, user_data),
-            Target::Recv(user_data) => op::encode(Op::Recv, user_data),
-            Target::Send(id) => op::encode(Op::Send, id.key),
+            Target::Accept(user_data) => op::encode(Tag::Accept, user_data),
+            Target::Recv(user_data) => op::encode(Tag::Recv, user_data),
+            Target::Send(id) if id.zero_copy => op::encode(Tag::SendZc, id.key),
+            Target::Send(id) => op::encode(Tag::Send, id.key),
         };
         let entry = opcode::AsyncCancel::new(target)
             .build()
-            .user_data(op::encode(Op::Cancel, user_data));
+            .user_data(op::encode(Tag::Cancel, user_data));
         // SAFETY: the entry points to no memory.
         unsafe { self.push(&entry) }
     }
@@ -339,7 +405,7 @@ impl Ring {
     pub fn poll_readable(&mut self, fd: &impl AsFd, user_data: u64) -> io::Result<()> {
         let entry = opcode::PollAdd::new(types::Fd(fd.as_fd().as_raw_fd()), libc::POLLIN as u32)
             .build()
-            .user_data(op::encode(Op::Poll, user_data));
+            .user_data(op::encode(Tag::Poll, user_data));
         // SAFETY: the entry points to no memory.
         unsafe { self.push(&entry) }
     }
@@ -381,64 +447,77 @@ impl Ring {
     /// out before must have been handled).
     pub fn reap(&mut self, out: &mut Vec<Completion>) {
         assert!(out.is_empty(), "completions left unhandled");
-        let mut cq = self.uring.completion();
-        cq.sync();
-        for cqe in &mut cq {
-            let Some((op, payload)) = op::decode(cqe.user_data()) else {
-                panic!(
-                    "CQE with user_data {:#x} that was never issued",
-                    cqe.user_data()
-                );
+        let mut cqes = std::mem::take(&mut self.cqes);
+        cqes.extend(
+            self.uring
+                .completion()
+                .map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())),
+        );
+        for (user_data, res, flags) in cqes.drain(..) {
+            let Some((tag, payload)) = op::decode(user_data) else {
+                panic!("CQE with user_data {user_data:#x} that was never issued");
             };
-            let (res, flags) = (cqe.result(), cqe.flags());
-            let mut completion = Completion {
-                op,
-                user_data: payload,
-                res,
-                flags,
-                ring: self.id,
-                buffer: None,
-                accepted: None,
-                sent: None,
-            };
-            match op {
-                Op::Accept if res >= 0 => {
-                    // SAFETY: a successful accept CQE hands us a fresh descriptor that nothing
-                    // else owns; this completion is its only holder.
-                    completion.accepted = Some(unsafe { OwnedFd::from_raw_fd(res) });
-                }
-                Op::Recv => {
-                    completion.buffer = cqueue::buffer_select(flags);
-                    if !cqueue::more(flags) {
-                        assert!(self.recvs_armed > 0, "final CQE of a recv never armed");
-                        self.recvs_armed -= 1;
-                    }
-                }
-                Op::Send => {
-                    let (user_data, buf) = self.sends.complete(payload, res);
-                    completion.user_data = user_data;
-                    completion.sent = Some(buf);
-                }
-                Op::Accept | Op::Cancel | Op::Poll => {}
+            if let Some(completion) = self.completion(tag, payload, res, flags) {
+                out.push(completion);
             }
-            out.push(completion);
         }
+        self.cqes = cqes;
     }
 
-    /// [`Ring::consume_buffers`] for a ring whose buffers come one per CQE.
-    pub fn consume_buffer<R>(
-        &mut self,
-        completion: &mut Completion,
-        read: impl FnOnce(&[u8]) -> R,
-    ) -> Option<R> {
-        let bufs = self.bufs.as_ref().expect("buffers exist");
-        assert_eq!(bufs.consumption(), Consumption::Whole, "one buffer per CQE");
-        let mut read = Some(read);
-        let mut result = None;
-        self.consume_buffers(completion, |data| {
-            result = read.take().map(|read| read(data));
-        });
-        result
+    /// What one CQE tells the caller (a zero-copy send's first CQE tells nothing yet).
+    fn completion(&mut self, tag: Tag, payload: u64, res: i32, flags: u32) -> Option<Completion> {
+        let mut completion = Completion {
+            op: tag.op(),
+            user_data: payload,
+            res,
+            flags,
+            ring: self.id,
+            buffer: None,
+            accepted: None,
+            sent: None,
+        };
+        match tag {
+            Tag::Accept if res >= 0 => {
+                // SAFETY: a successful accept CQE hands us a fresh descriptor that nothing else
+                // owns; this completion is its only holder.
+                completion.accepted = Some(unsafe { OwnedFd::from_raw_fd(res) });
+            }
+            Tag::Recv => {
+                completion.buffer = cqueue::buffer_select(flags);
+                if !cqueue::more(flags) {
+                    assert!(self.recvs_armed > 0, "final CQE of a recv never armed");
+                    self.recvs_armed -= 1;
+                }
+            }
+            Tag::Send => {
+                let (user_data, buf) = self.sends.complete(payload, res);
+                completion.user_data = user_data;
+                completion.sent = Some(buf);
+            }
+            Tag::SendZc if cqueue::notif(flags) => {
+                // The kernel is done with the bytes: free them; the caller heard of the send.
+                self.zc_notified += 1;
+                if res as u32 & IORING_NOTIF_USAGE_ZC_COPIED != 0 {
+                    self.zc_copied += 1;
+                }
+                self.sends.release_zero_copy(payload);
+                return None;
+            }
+            // F_MORE: the result now (the caller's flow goes on), the bytes at the notification.
+            Tag::SendZc if cqueue::more(flags) => {
+                let (user_data, view) = self.sends.zero_copy_result(payload, res);
+                completion.user_data = user_data;
+                completion.sent = Some(view);
+            }
+            Tag::SendZc => {
+                // No notification follows (the send failed before using the bytes).
+                let (user_data, buf) = self.sends.complete(payload, res);
+                completion.user_data = user_data;
+                completion.sent = Some(buf);
+            }
+            Tag::Accept | Tag::Cancel | Tag::Poll => {}
+        }
+        Some(completion)
     }
 
     #[cfg(test)]

@@ -60,13 +60,17 @@ impl SendBuf {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SendId {
     pub(super) key: u64,
+    pub(super) zero_copy: bool,
 }
 
 impl SendId {
     /// An id that names no send (for tests of code that tracks sends).
     #[cfg(test)]
     pub(crate) fn for_tests() -> SendId {
-        SendId { key: u64::MAX }
+        SendId {
+            key: u64::MAX,
+            zero_copy: false,
+        }
     }
 }
 
@@ -77,6 +81,8 @@ struct Entry {
     user_data: u64,
     seq: u32,
     buf: SendBuf,
+    /// A zero-copy send's result, kept from its first CQE until its notification.
+    zc_result: Option<i32>,
 }
 
 /// The sends of one ring that the kernel may still be reading.
@@ -99,7 +105,12 @@ impl InFlight {
 
     /// Keeps `buf` until the completion of the send keyed by the returned id; returns the bytes
     /// the SQE points to, which stay put because nothing else can reach the entry meanwhile.
-    pub fn insert(&mut self, user_data: u64, buf: SendBuf) -> (SendId, *const u8, usize) {
+    pub fn insert(
+        &mut self,
+        user_data: u64,
+        buf: SendBuf,
+        zero_copy: bool,
+    ) -> (SendId, *const u8, usize) {
         assert!(buf.unsent_len() > 0, "nothing to send");
         let seq = self.next_seq;
         self.next_seq = (seq + 1) & SEQ_MASK;
@@ -107,11 +118,13 @@ impl InFlight {
             user_data,
             seq,
             buf,
+            zc_result: None,
         });
         let index = u32::try_from(index).expect("fewer than 2^32 sends in flight");
         let unsent = self.sends[index as usize].buf.unsent();
         let id = SendId {
             key: u64::from(seq) << 32 | u64::from(index),
+            zero_copy,
         };
         (id, unsent.as_ptr(), unsent.len())
     }
@@ -119,17 +132,60 @@ impl InFlight {
     /// The send keyed `key` completed with `res`: its user_data and its buffer, advanced by what
     /// the kernel took.
     pub fn complete(&mut self, key: u64, res: i32) -> (u64, SendBuf) {
-        let index = key as u32 as usize;
-        let seq = (key >> 32) as u32;
-        let entry = match self.sends.get(index) {
-            Some(entry) if entry.seq == seq => self.sends.remove(index),
-            _ => panic!("completion of send {key:#x}, which is not in flight"),
-        };
+        let entry = self.remove(key);
+        assert!(
+            entry.zc_result.is_none(),
+            "send {key:#x} waits for its notification"
+        );
         let mut buf = entry.buf;
         if res > 0 {
             buf.advance(res as usize);
         }
         (entry.user_data, buf)
+    }
+
+    /// A zero-copy send's first CQE (a notification follows): the bytes stay here until it
+    /// comes. Returns the user_data and what the caller keeps: nothing if the kernel took
+    /// everything, else a copy of the batch advanced by `res` (not at all if it failed), to send
+    /// the rest from or count what left.
+    pub fn zero_copy_result(&mut self, key: u64, res: i32) -> (u64, SendBuf) {
+        let entry = self.get_mut(key);
+        assert!(entry.zc_result.is_none(), "two results for send {key:#x}");
+        entry.zc_result = Some(res);
+        let user_data = entry.user_data;
+        let taken = usize::try_from(res).unwrap_or(0);
+        if res >= 0 && taken == entry.buf.unsent_len() {
+            return (user_data, SendBuf::default()); // all taken: nothing left to send
+        }
+        // Partly sent, or failed: the caller needs the bytes (and how many left) to go on.
+        let mut rest = SendBuf {
+            bytes: entry.buf.bytes.clone(),
+            sent: entry.buf.sent,
+        };
+        rest.advance(taken);
+        (user_data, rest)
+    }
+
+    /// A zero-copy send's notification: the kernel is done with the bytes.
+    pub fn release_zero_copy(&mut self, key: u64) {
+        let entry = self.remove(key);
+        assert!(
+            entry.zc_result.is_some(),
+            "notification of send {key:#x} before its result"
+        );
+    }
+
+    fn get_mut(&mut self, key: u64) -> &mut Entry {
+        let (index, seq) = (key as u32 as usize, (key >> 32) as u32);
+        match self.sends.get_mut(index) {
+            Some(entry) if entry.seq == seq => entry,
+            _ => panic!("completion of send {key:#x}, which is not in flight"),
+        }
+    }
+
+    fn remove(&mut self, key: u64) -> Entry {
+        let _ = self.get_mut(key);
+        self.sends.remove(key as u32 as usize)
     }
 
     /// Gives up the buffers without freeing them: the kernel may still read them (ring teardown
@@ -148,7 +204,7 @@ mod tests {
     #[test]
     fn a_send_comes_back_advanced_once() {
         let mut table = InFlight::new();
-        let (id, ptr, len) = table.insert(7, SendBuf::new(b"hello".to_vec()));
+        let (id, ptr, len) = table.insert(7, SendBuf::new(b"hello".to_vec()), false);
         assert_eq!(len, 5);
         assert!(!ptr.is_null());
         let (user_data, buf) = table.complete(id.key, 3);
@@ -156,7 +212,7 @@ mod tests {
         assert_eq!((buf.sent_len(), buf.unsent_len()), (3, 2));
         assert_eq!(table.len(), 0);
         // The rest goes out as a new send with a new key.
-        let (second, _, len) = table.insert(7, buf);
+        let (second, _, len) = table.insert(7, buf, false);
         assert_eq!(len, 2);
         assert_ne!(second, id);
     }
@@ -165,7 +221,7 @@ mod tests {
     #[should_panic(expected = "not in flight")]
     fn a_replayed_completion_is_refused() {
         let mut table = InFlight::new();
-        let (id, _, _) = table.insert(1, SendBuf::new(vec![1]));
+        let (id, _, _) = table.insert(1, SendBuf::new(vec![1]), false);
         let (_, buf) = table.complete(id.key, 1);
         drop(buf);
         table.complete(id.key, 1);
@@ -175,9 +231,9 @@ mod tests {
     #[should_panic(expected = "not in flight")]
     fn a_stale_key_for_a_reused_slot_is_refused() {
         let mut table = InFlight::new();
-        let (old, _, _) = table.insert(1, SendBuf::new(vec![1]));
+        let (old, _, _) = table.insert(1, SendBuf::new(vec![1]), false);
         table.complete(old.key, 1);
-        let (_new, _, _) = table.insert(2, SendBuf::new(vec![2])); // same slot, next sequence
+        let (_new, _, _) = table.insert(2, SendBuf::new(vec![2]), false); // same slot, next sequence
         table.complete(old.key, 1);
     }
 }

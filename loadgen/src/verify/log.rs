@@ -21,6 +21,10 @@ pub struct LogRecord {
     pub tag: Option<u64>,
     pub cause: String,
     pub frames_out: u64,
+    #[serde(default)]
+    pub phase: Option<String>,
+    #[serde(default)]
+    pub partial_bytes: Option<u64>,
 }
 
 /// Reads new complete lines of the log, keeping the records of the wanted tags.
@@ -80,8 +84,9 @@ impl LogReader {
 }
 
 /// Waits (up to `wait`) for the log at `path` to hold a record for every connected tag, then
-/// checks each: one record, the cause the mode predicts, and as many replies sent by the engine
-/// as the client received. Returns the cause recorded for each tag with one record.
+/// checks each: one record, the cause the mode predicts, as many replies sent by the engine
+/// as the client received, and (where the client knows them, see `TagResult::phase`) the
+/// phase and partial bytes. Returns the cause recorded for each tag with one record.
 pub fn check_log(
     path: &Path,
     tags: &[TagResult],
@@ -122,19 +127,13 @@ pub fn check_log(
     let mut causes = LogCauses::new();
     for tag in ordered {
         verification.checked += 1;
-        let mismatch = |check: &str, expected: String, got: String| Mismatch {
-            tag: Some(tag.tag),
-            check: check.into(),
-            expected,
-            got,
-            mode: Some(tag.mode.as_str().into()),
-        };
         let found = records.get(&tag.tag).map(Vec::as_slice).unwrap_or_default();
         let [record] = found else {
             if found.is_empty() {
                 verification.missing_records += 1;
             }
             verification.add(mismatch(
+                tag,
                 "record",
                 "one close record".into(),
                 format!("{} records", found.len()),
@@ -142,19 +141,60 @@ pub fn check_log(
             continue;
         };
         causes.insert(tag.tag, record.cause.clone());
-        let expected = tag.mode.expected_cause();
-        if record.cause != expected {
-            verification.add(mismatch("cause", expected.into(), record.cause.clone()));
+        check_record(tag, record, verification);
+    }
+    Ok(causes)
+}
+
+fn mismatch(tag: &TagResult, check: &str, expected: String, got: String) -> Mismatch {
+    Mismatch {
+        tag: Some(tag.tag),
+        check: check.into(),
+        expected,
+        got,
+        mode: Some(tag.mode.as_str().into()),
+    }
+}
+
+/// Checks the one close record of `tag`: cause, frames out, and phase and partial bytes where
+/// the client knows them.
+fn check_record(tag: &TagResult, record: &LogRecord, verification: &mut Verification) {
+    let expected = tag.mode.expected_cause();
+    if record.cause != expected {
+        verification.add(mismatch(
+            tag,
+            "cause",
+            expected.into(),
+            record.cause.clone(),
+        ));
+    }
+    if record.frames_out != tag.replies {
+        verification.add(mismatch(
+            tag,
+            "frames_out",
+            format!("{} replies (as the client received)", tag.replies),
+            format!("{} sent by the engine", record.frames_out),
+        ));
+    }
+    if let Some(phase) = tag.phase {
+        if record.phase.as_deref() != Some(phase.as_str()) {
+            let got = record.phase.as_deref().unwrap_or("no phase");
+            verification.add(mismatch(tag, "phase", phase.as_str().into(), got.into()));
         }
-        if record.frames_out != tag.replies {
+    }
+    if let Some(partial) = tag.partial_bytes {
+        if record.partial_bytes != Some(partial) {
+            let got = record
+                .partial_bytes
+                .map_or_else(|| "none".into(), |n| n.to_string());
             verification.add(mismatch(
-                "frames_out",
-                format!("{} replies (as the client received)", tag.replies),
-                format!("{} sent by the engine", record.frames_out),
+                tag,
+                "partial_bytes",
+                format!("{partial} (as the client sent)"),
+                got,
             ));
         }
     }
-    Ok(causes)
 }
 
 #[cfg(test)]
@@ -174,6 +214,8 @@ mod tests {
             lost: 0,
             corrupt: 0,
             ended_by_end_timeout: false,
+            phase: None,
+            partial_bytes: None,
         }
     }
 
@@ -210,6 +252,51 @@ mod tests {
             .map(|m| m.check.as_str())
             .collect();
         assert_eq!(checks, ["cause", "record", "record"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_known_phase_and_partial_bytes_are_checked() {
+        use crate::wire::RecordPhase;
+        let dir = std::env::temp_dir().join(format!("loadgen-phase-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("close.jsonl");
+        let line = |tag: u64, phase: &str, partial: u64| {
+            format!(
+                "{{\"tag\":{tag},\"cause\":\"peer_fin_mid_frame\",\"frames_out\":1,\
+                 \"phase\":\"{phase}\",\"partial_bytes\":{partial}}}\n"
+            )
+        };
+        let log = [
+            line(1, "header", 39),
+            line(2, "header", 39),
+            line(3, "body", 38),
+        ];
+        std::fs::write(&path, log.concat()).unwrap();
+        let expect = |t: u64, phase: RecordPhase, partial: u64| TagResult {
+            phase: Some(phase),
+            partial_bytes: Some(partial),
+            ..tag(t, CloseMode::MidFrame, 1)
+        };
+        let tags = [
+            expect(1, RecordPhase::Header, 39),
+            expect(2, RecordPhase::Body, 39),
+            expect(3, RecordPhase::Body, 63),
+        ];
+        let mut verification = Verification::default();
+        check_log(&path, &tags, Duration::ZERO, &mut verification).unwrap();
+        let found: Vec<_> = verification
+            .mismatches
+            .iter()
+            .map(|m| (m.tag, m.check.as_str(), m.expected.as_str(), m.got.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (Some(2), "phase", "body", "header"),
+                (Some(3), "partial_bytes", "63 (as the client sent)", "38"),
+            ]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -19,7 +19,8 @@ use crate::stats::{Outcome, TagResult};
 pub struct Mismatch {
     /// The connection's tag; `None` for a metrics counter.
     pub tag: Option<u64>,
-    /// What was checked: `cause`, `record`, `frames_out`, `client_outcome`, `metric`.
+    /// What was checked: `cause`, `record`, `frames_out`, `phase`, `partial_bytes`,
+    /// `client_outcome`, `metric`, `log_line`.
     pub check: String,
     pub expected: String,
     pub got: String,

@@ -6,19 +6,18 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use engine::sys::{SendBuf, SendId};
-use protocol::{encode_frame, Decoder, Kind, HEADER_LEN, PAYLOAD_LEN_MAX};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::mix::CloseMode;
-use crate::pattern;
 use crate::stats::Outcome;
+use crate::wire::{Expect, RecordExpect, ReplyDecoder, RequestSpec, Wire};
 
 /// What a connection is asked to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnSpec {
     pub tag: u64,
     pub mode: CloseMode,
-    /// ECHO requests before it ends; `None`: until the run stops.
+    /// Requests before it ends; `None`: until the run stops.
     pub requests: Option<u64>,
     pub source: Option<IpAddr>,
 }
@@ -48,11 +47,11 @@ pub enum Step {
     Closing,
 }
 
-/// An ECHO request whose reply has not arrived.
+/// A request whose reply has not arrived.
 #[derive(Clone, Copy, Debug)]
 pub struct Request {
     pub seq: u64,
-    pub len: usize,
+    pub expect: Expect,
     pub sent_ns: u64,
     pub intended_ns: u64,
 }
@@ -72,7 +71,7 @@ pub struct Conn {
     pub spare: Vec<u8>,
     pub recv: RecvState,
     pub connected: bool,
-    pub decoder: Decoder,
+    pub decoder: ReplyDecoder,
     pub outstanding: VecDeque<Request>,
     pub next_seq: u64,
     pub replies: u64,
@@ -85,6 +84,8 @@ pub struct Conn {
     pub deadline_ns: u64,
     /// The client gave up waiting for the engine to close (`--end-timeout`).
     pub end_timed_out: bool,
+    /// What its close record must show beyond the cause, where that is determined.
+    pub record: Option<RecordExpect>,
 }
 
 /// Starts a non-blocking connect to `target`, bound to `source` first if given. The socket is
@@ -111,7 +112,8 @@ pub fn start_connect(target: SocketAddr, source: Option<IpAddr>) -> io::Result<S
 }
 
 impl Conn {
-    pub fn new(spec: ConnSpec, generation: u32, socket: Socket) -> Conn {
+    /// A connection whose first bytes (queued here, for the frame protocol) announce its tag.
+    pub fn new(spec: ConnSpec, generation: u32, socket: Socket, wire: &Wire) -> Conn {
         let mut conn = Conn {
             spec,
             generation,
@@ -122,7 +124,7 @@ impl Conn {
             spare: Vec::new(),
             recv: RecvState::Off,
             connected: false,
-            decoder: Decoder::new(PAYLOAD_LEN_MAX),
+            decoder: wire.decoder(),
             outstanding: VecDeque::new(),
             next_seq: 0,
             replies: 0,
@@ -132,8 +134,9 @@ impl Conn {
             outcome: None,
             deadline_ns: 0,
             end_timed_out: false,
+            record: wire.record_expect(spec.mode),
         };
-        encode_frame(Kind::Hello, &spec.tag.to_be_bytes(), &mut conn.pending);
+        wire.hello(spec.tag, &mut conn.pending);
         conn
     }
 
@@ -152,29 +155,30 @@ impl Conn {
         self.send_in_flight.is_none() && self.send_rest.is_none() && self.pending.is_empty()
     }
 
-    /// Queues the next ECHO request; returns its payload length.
-    pub fn queue_request(&mut self, payloads: &[u16], now_ns: u64, intended_ns: u64) -> usize {
+    /// Queues the next request; returns its bytes.
+    pub fn queue_request(&mut self, wire: &Wire, now_ns: u64, intended_ns: u64) -> usize {
+        let seq = self.next_seq;
+        let spec = RequestSpec {
+            tag: self.spec.tag,
+            seq,
+            close: self.spec.mode == CloseMode::CloseRequest && self.spec.requests == Some(seq + 1),
+        };
+        let start = self.pending.len();
+        let expect = wire.request(spec, &mut self.pending);
+        self.expect_reply(expect, now_ns, intended_ns);
+        self.pending.len() - start
+    }
+
+    /// Counts a request (already queued) whose reply must be `expect`.
+    pub fn expect_reply(&mut self, expect: Expect, now_ns: u64, intended_ns: u64) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let len = usize::from(payloads[(seq % payloads.len() as u64) as usize]);
-        let header_at = self.pending.len();
-        encode_frame(Kind::Echo, &[], &mut self.pending);
-        self.pending[header_at..header_at + 2].copy_from_slice(&(len as u16).to_be_bytes());
-        let start = self.pending.len();
-        self.pending.resize(start + len, 0);
-        pattern::fill(self.spec.tag, seq, &mut self.pending[start..]);
         self.outstanding.push_back(Request {
             seq,
-            len,
+            expect,
             sent_ns: now_ns,
             intended_ns,
         });
-        HEADER_LEN + len
-    }
-
-    /// Queues raw bytes (the last, deliberately odd, bytes of a close mode).
-    pub fn queue_raw(&mut self, bytes: &[u8]) {
-        self.pending.extend_from_slice(bytes);
     }
 
     /// The next bytes to send, if no send is in flight: the rest of a partial send first.
@@ -213,41 +217,31 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::Progress;
 
     #[test]
-    fn queued_requests_decode_to_their_pattern() {
-        let (listener, addr) = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let a = l.local_addr().unwrap();
-            (l, a)
-        };
-        let socket = start_connect(addr, None).unwrap();
+    fn the_last_request_of_a_close_request_connection_asks_for_the_close() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = start_connect(listener.local_addr().unwrap(), None).unwrap();
         drop(listener);
         let spec = ConnSpec {
             tag: 9,
-            mode: CloseMode::Fin,
+            mode: CloseMode::CloseRequest,
             requests: Some(3),
             source: None,
         };
-        let mut conn = Conn::new(spec, 1, socket);
-        for _ in 0..3 {
-            conn.queue_request(&[0, 5, 300], 0, 0);
-        }
+        let wire = Wire::Http {
+            workload: crate::wire::HttpWorkload::Pipeline,
+        };
+        let mut conn = Conn::new(spec, 1, socket, &wire);
+        assert!(conn.pending.is_empty(), "HTTP has no HELLO");
+        let sizes: Vec<usize> = (0..3).map(|_| conn.queue_request(&wire, 0, 0)).collect();
         assert!(conn.all_requested());
-        let mut frames = Vec::new();
-        Decoder::new(PAYLOAD_LEN_MAX)
-            .feed(&conn.pending, |frame| {
-                frames.push((frame.kind, frame.payload.to_vec()));
-                Progress::Continue
-            })
-            .unwrap();
-        assert_eq!(frames.len(), 4);
-        assert_eq!(frames[0].0, Kind::Hello);
-        for (seq, (kind, payload)) in frames[1..].iter().enumerate() {
-            assert_eq!(*kind, Kind::Echo);
-            let len = [0, 5, 300][seq];
-            assert!(pattern::matches(9, seq as u64, len, payload));
-        }
+        assert_eq!(sizes.iter().sum::<usize>(), conn.pending.len());
+        let text = String::from_utf8(conn.pending.clone()).unwrap();
+        assert_eq!(text.matches("x-client-tag: 9\r\n").count(), 1, "{text}");
+        assert!(text.ends_with("Connection: close\r\n\r\n"), "{text}");
+        assert_eq!(text.matches("Connection: close").count(), 1, "{text}");
+        let seqs: Vec<u64> = conn.outstanding.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [0, 1, 2]);
     }
 }

@@ -9,15 +9,10 @@ use std::time::Duration;
 use crate::stats::errno_name;
 use engine::sys::{Completion, Target};
 use engine::token::Token;
-use protocol::{Kind, Progress};
 
 use super::conn::{Conn, RecvState, Step};
 use super::Worker;
-use crate::limits::{
-    BAD_FRAME_KIND, MID_FRAME_ANNOUNCED_LEN, MID_FRAME_SENT_BYTES, STALL_SENT_BYTES,
-};
 use crate::mix::CloseMode;
-use crate::pattern;
 use crate::stats::{Outcome, Stats, TagResult};
 
 fn nanos(duration: Duration) -> u64 {
@@ -36,9 +31,19 @@ impl Worker<'_> {
             return;
         }
         while conn.outstanding.len() < self.plan.pipeline && conn.may_request() {
-            let bytes = conn.queue_request(&self.plan.payloads, self.now_ns, self.now_ns);
-            self.stats.requests += 1;
-            self.stats.bytes_sent += bytes as u64;
+            let bytes = conn.queue_request(&self.plan.wire, self.now_ns, self.now_ns);
+            self.stats.count_request(bytes);
+        }
+    }
+
+    /// Every connection's first send carries its tag: the frame protocol's HELLO, or HTTP's
+    /// first request (`x-client-tag`). A connection whose shape queues no request when it opens
+    /// (open loop, hold) sends one anyway over HTTP, so that it connects and is tagged.
+    pub(super) fn greet(&mut self, slot: usize) {
+        let conn = &mut self.conns[slot];
+        if conn.pending.is_empty() {
+            let bytes = conn.queue_request(&self.plan.wire, self.now_ns, self.now_ns);
+            self.stats.count_request(bytes);
         }
     }
 
@@ -107,10 +112,10 @@ impl Worker<'_> {
             ring, conns, stats, ..
         } = self;
         let conn = &mut conns[slot];
-        ring.consume_buffer(completion, |data| {
+        let delivered = ring.consume_buffers(completion, |data| {
             check_replies(conn, stats, data, now_ns, open_loop);
-        })
-        .expect("a data completion has a buffer");
+        });
+        assert!(delivered > 0, "a data completion has a buffer");
     }
 
     /// After the data of a recv CQE: more requests, and the next step of the connection.
@@ -182,47 +187,55 @@ impl Worker<'_> {
         if !mode.ends_after_last_send() && (!conn.outstanding.is_empty() || !conn.send_idle()) {
             return Ok(());
         }
+        self.end_as_mode(slot, mode, end_deadline)
+    }
+
+    /// Every request is done (or, for the modes that end right after the last send, sent):
+    /// the connection ends the way its close mode says.
+    fn end_as_mode(&mut self, slot: usize, mode: CloseMode, end_deadline: u64) -> io::Result<()> {
         match mode {
-            CloseMode::Fin | CloseMode::Hold => self.close_now(slot)?,
+            CloseMode::Fin | CloseMode::Hold => self.close_now(slot),
             CloseMode::Reset => {
-                if let Err(error) = conn.socket.set_linger(Some(Duration::ZERO)) {
+                if let Err(error) = self.conns[slot].socket.set_linger(Some(Duration::ZERO)) {
                     self.stats.error(&format!(
                         "linger_{}",
                         errno_name(error.raw_os_error().unwrap_or(0))
                     ));
                 }
-                self.close_now(slot)?;
+                self.close_now(slot)
             }
             CloseMode::HalfClose | CloseMode::MidFrame => {
-                if mode == CloseMode::MidFrame {
-                    let mut partial = vec![0u8; MID_FRAME_SENT_BYTES];
-                    partial[..2].copy_from_slice(&MID_FRAME_ANNOUNCED_LEN.to_be_bytes());
-                    partial[2] = Kind::Echo.to_byte();
-                    conn.queue_raw(&partial);
-                }
-                conn.step = Step::ShutAfterSend;
+                self.queue_ending(slot, mode);
+                self.conns[slot].step = Step::ShutAfterSend;
                 self.flush(slot)?;
-                return self.advance(slot);
+                self.advance(slot)
             }
-            CloseMode::CloseRequest => {
-                conn.queue_raw(&[0, 0, Kind::Close.to_byte()]);
+            CloseMode::CloseRequest | CloseMode::BadFrame | CloseMode::Stall => {
+                self.queue_ending(slot, mode);
                 self.flush(slot)?;
                 self.await_eof(slot, end_deadline);
+                Ok(())
             }
-            CloseMode::BadFrame => {
-                conn.queue_raw(&[0, 0, BAD_FRAME_KIND]);
-                self.flush(slot)?;
+            CloseMode::Idle => {
                 self.await_eof(slot, end_deadline);
+                Ok(())
             }
-            CloseMode::Stall => {
-                let header = MID_FRAME_ANNOUNCED_LEN.to_be_bytes();
-                conn.queue_raw(&header[..STALL_SENT_BYTES]);
-                self.flush(slot)?;
-                self.await_eof(slot, end_deadline);
-            }
-            CloseMode::Idle => self.await_eof(slot, end_deadline),
         }
-        Ok(())
+    }
+
+    /// Queues the last bytes of the connection's mode (see `Wire::ending`), the reply they
+    /// must get, and what the close record must then show.
+    fn queue_ending(&mut self, slot: usize, mode: CloseMode) {
+        let turn = self.next_turn(mode);
+        let conn = &mut self.conns[slot];
+        let ending = self.plan.wire.ending(mode, turn, &mut conn.pending);
+        if let Some(expect) = ending.reply {
+            conn.expect_reply(expect, self.now_ns, self.now_ns);
+            self.stats.requests += 1;
+        }
+        if let Some(record) = ending.record {
+            conn.record = Some(record);
+        }
     }
 
     fn await_eof(&mut self, slot: usize, deadline_ns: u64) {
@@ -320,6 +333,8 @@ impl Worker<'_> {
             lost,
             corrupt: conn.corrupt,
             ended_by_end_timeout: conn.end_timed_out,
+            phase: conn.record.map(|r| r.phase),
+            partial_bytes: conn.record.map(|r| r.partial_bytes),
         });
         self.shared.finished.fetch_add(1, Ordering::Relaxed);
         // Dropping `conn` closes the socket: FIN, or RST with SO_LINGER {1, 0}.
@@ -328,22 +343,20 @@ impl Worker<'_> {
     }
 }
 
-/// Checks the replies in `data` against the requests they answer.
+/// Checks the replies in `data` against the requests they answer, in order.
 fn check_replies(conn: &mut Conn, stats: &mut Stats, data: &[u8], now_ns: u64, open_loop: bool) {
     let len = data.len();
     stats.bytes_received += len as u64;
     let tag = conn.spec.tag;
     let outstanding = &mut conn.outstanding;
     let (mut replies, mut corrupt, mut unexpected) = (0u64, 0u64, 0u64);
-    let fed = conn.decoder.feed(data, |frame| {
+    let fed = conn.decoder.feed(data, |reply| {
         let Some(request) = outstanding.pop_front() else {
             unexpected += 1;
-            return Progress::Continue;
+            return;
         };
         replies += 1;
-        if frame.kind != Kind::Echo
-            || !pattern::matches(tag, request.seq, request.len, frame.payload)
-        {
+        if !request.expect.matches(tag, request.seq, &reply) {
             corrupt += 1;
         }
         let since = |ns: u64| now_ns.saturating_sub(ns) / 1000;
@@ -351,7 +364,6 @@ fn check_replies(conn: &mut Conn, stats: &mut Stats, data: &[u8], now_ns: u64, o
         if open_loop {
             Stats::record_latency(&mut stats.latency_uncorrected_us, since(request.sent_ns));
         }
-        Progress::Continue
     });
     conn.replies += replies;
     conn.corrupt += corrupt + unexpected;

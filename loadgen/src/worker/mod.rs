@@ -24,8 +24,10 @@ use crate::limits::{
     CONNECT_TIMEOUT, DRAIN_TIMEOUT, INTERRUPT_DRAIN_TIMEOUT, RECV_BUFFERS, RECV_BUFFER_BYTES,
     RING_CQ_ENTRIES, RING_SQ_ENTRIES, SCHEDULE_TICK, WAIT_SLICE,
 };
+use crate::mix::CloseMode;
 use crate::plan::Specs;
 use crate::stats::{Outcome, Stats, TagResult};
+use crate::wire::Wire;
 
 /// Counters the progress display reads while workers run.
 #[derive(Debug)]
@@ -76,7 +78,8 @@ pub struct WorkerPlan {
     /// This worker's share of --rate (requests per second).
     pub request_rate: Option<f64>,
     pub pipeline: usize,
-    pub payloads: Vec<u16>,
+    /// The protocol and what shapes its requests.
+    pub wire: Wire,
     pub run_for: Option<Duration>,
     pub end_timeout: Duration,
     pub cpu: Option<usize>,
@@ -111,6 +114,8 @@ struct Worker<'a> {
     cursor: usize,
     /// Open loop: slots given requests in this turn, flushed together.
     dirty: Vec<usize>,
+    /// Connections of each close mode that reached their ending (see `Wire::ending`).
+    endings: [u64; CloseMode::ALL.len()],
 }
 
 /// Per-connection results reserved up front, at most.
@@ -155,6 +160,7 @@ pub fn run(plan: WorkerPlan, shared: &Shared) -> Result<Stats, LoadgenError> {
         schedule_start_ns: None,
         cursor: 0,
         dirty: Vec::new(),
+        endings: [0; CloseMode::ALL.len()],
     };
     let result = worker.run_loop();
     result.map_err(|error| LoadgenError::Io {
@@ -261,7 +267,7 @@ impl Worker<'_> {
                         self.on_data(slot, completion);
                         self.after_data(slot)?;
                     } else {
-                        let _ = self.ring.consume_buffer(completion, |_| ());
+                        self.ring.consume_buffers(completion, |_| ());
                     }
                 }
                 assert!(live, "a connection outlives its recv");
@@ -324,13 +330,26 @@ impl Worker<'_> {
         per_second(self.opened, window_ns)
     }
 
-    /// Open loop: requests sent per second while the schedule ran.
+    /// Open loop: scheduled requests sent per second while the schedule ran (an HTTP
+    /// connection's greeting, sent when it opens, is not one of them).
     fn request_rate_reached(&self) -> f64 {
         let (Some(_), Some(start)) = (self.plan.request_rate, self.schedule_start_ns) else {
             return 0.0;
         };
         let end = self.stopped_at_ns.unwrap_or(self.now_ns);
-        per_second(self.stats.requests, end.saturating_sub(start))
+        let sent = self.scheduled - self.backlog.len() as u64;
+        per_second(sent, end.saturating_sub(start))
+    }
+
+    /// The number of connections of `mode` that reached their ending before this one.
+    fn next_turn(&mut self, mode: CloseMode) -> u64 {
+        let at = CloseMode::ALL
+            .iter()
+            .position(|&m| m == mode)
+            .expect("every mode is in ALL");
+        let turn = self.endings[at];
+        self.endings[at] += 1;
+        turn
     }
 
     fn open(&mut self, spec: ConnSpec) -> std::io::Result<()> {
@@ -349,12 +368,13 @@ impl Worker<'_> {
         };
         self.generation = (self.generation + 1) & GENERATION_MASK;
         let slot = self.conns.next_key();
-        let mut conn = Conn::new(spec, self.generation, socket);
+        let mut conn = Conn::new(spec, self.generation, socket, &self.plan.wire);
         conn.deadline_ns = self.now_ns + CONNECT_TIMEOUT.as_nanos() as u64;
         self.timers
             .push(Reverse((conn.deadline_ns, slot, conn.generation)));
         assert_eq!(self.conns.insert(conn), slot);
         self.top_up(slot);
+        self.greet(slot);
         self.flush(slot)
     }
 
@@ -377,6 +397,8 @@ impl Worker<'_> {
             lost: 0,
             corrupt: 0,
             ended_by_end_timeout: false,
+            phase: None,
+            partial_bytes: None,
         });
     }
 
@@ -431,9 +453,8 @@ impl Worker<'_> {
             };
             without_room = 0;
             self.backlog.pop_front();
-            let bytes = conn.queue_request(&self.plan.payloads, self.now_ns, intended);
-            self.stats.requests += 1;
-            self.stats.bytes_sent += bytes as u64;
+            let bytes = conn.queue_request(&self.plan.wire, self.now_ns, intended);
+            self.stats.count_request(bytes);
             if !self.dirty.contains(&slot) {
                 self.dirty.push(slot);
             }

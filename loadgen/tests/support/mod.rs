@@ -4,6 +4,7 @@
 // Each test binary uses its own part of these helpers.
 #![allow(dead_code)]
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -37,6 +38,19 @@ impl Engine {
     #[track_caller]
     pub fn start() -> Engine {
         Engine::start_with(&["--idle-timeout", "200ms", "--read-timeout", "200ms"])
+    }
+
+    /// `engine --protocol http`: one core, 200 ms idle and read timeouts, a close log of its own.
+    #[track_caller]
+    pub fn start_http() -> Engine {
+        Engine::start_with(&[
+            "--protocol",
+            "http",
+            "--idle-timeout",
+            "200ms",
+            "--read-timeout",
+            "200ms",
+        ])
     }
 
     /// One core and these engine flags, a close log of its own.
@@ -114,6 +128,43 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+/// The tags of a JSON report.
+pub fn report_tags(report: &serde_json::Value) -> HashSet<u64> {
+    report["tags"]
+        .as_array()
+        .expect("a report lists its tags")
+        .iter()
+        .map(|t| t["tag"].as_u64().expect("a tag is a u64"))
+        .collect()
+}
+
+/// Copies the close log `log` to `to` with each edit `(field, from, to)` made once, to the
+/// first record of a tag in `ours` whose `field` is `from` (one edit per record); panics if an
+/// edit found no record.
+#[track_caller]
+pub fn doctor_log(log: &Path, ours: &HashSet<u64>, to: &Path, edits: &[(&str, &str, &str)]) {
+    let mut done = vec![false; edits.len()];
+    let text = std::fs::read_to_string(log).expect("read the close log");
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let mut record: serde_json::Value = serde_json::from_str(line).expect("a record");
+            if record["tag"].as_u64().is_some_and(|t| ours.contains(&t)) {
+                let edit = (0..edits.len()).find(|&i| !done[i] && record[edits[i].0] == edits[i].1);
+                if let Some(i) = edit {
+                    record[edits[i].0] = edits[i].2.into();
+                    done[i] = true;
+                }
+            }
+            record.to_string()
+        })
+        .collect();
+    for (edit, done) in edits.iter().zip(&done) {
+        assert!(done, "no record of ours to edit as {edit:?}");
+    }
+    std::fs::write(to, lines.join("\n") + "\n").expect("write the doctored log");
 }
 
 /// A loadgen started in the background: its outputs are read on threads (no pipe can fill),

@@ -139,6 +139,10 @@ pub struct Args {
     /// How recvs take provided buffers (a kernel without the mode asked for gets `whole`).
     #[arg(long, value_enum, default_value_t = BufferMode::Whole)]
     pub buffer_mode: BufferMode,
+    /// Send reply batches of at least this many bytes with IORING_OP_SEND_ZC (Linux 6.0+);
+    /// off by default (see README, design notes: on loopback the kernel copies anyway).
+    #[arg(long, value_name = "BYTES")]
+    pub send_zc_min: Option<usize>,
     /// How each core enters its ring.
     #[arg(long, value_enum, default_value_t = RingFd::Plain)]
     pub ring_fd: RingFd,
@@ -199,7 +203,8 @@ impl Args {
                 BufferMode::Bundle => Consumption::Bundles,
                 BufferMode::Incremental => Consumption::Incremental,
             })
-            .register_ring_fd(self.ring_fd == RingFd::Registered);
+            .register_ring_fd(self.ring_fd == RingFd::Registered)
+            .send_zero_copy_from(self.send_zc_min);
         if let Some(cores) = self.cores {
             config = config.cores(cores);
         }
