@@ -13,10 +13,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{code, describe, doctor_log, loadgen, read_json, report_tags, temp_dir, Engine};
-
-const EVERY_MODE: &str =
-    "fin=1,reset=1,mid-frame=1,half-close=1,close-request=1,bad-frame=1,idle=1,stall=1";
+use support::{
+    code, describe, doctor_log, loadgen, read_json, report_tags, temp_dir, verify_against, Engine,
+    EVERY_MODE,
+};
 
 /// A loadgen run over HTTP against `engine` with `extra` flags, verified against its close
 /// log and /metrics; returns the JSON report after asserting exit 0 and a clean verification.
@@ -110,15 +110,7 @@ fn http_churn_over_every_close_mode_verifies_and_a_doctored_log_does_not() {
         &edits,
     );
     let verified_path = dir.join("verified.json");
-    let output = loadgen(&[
-        "verify",
-        "--report",
-        report_path.to_str().unwrap(),
-        "--log",
-        doctored_path.to_str().unwrap(),
-        "--json",
-        verified_path.to_str().unwrap(),
-    ]);
+    let output = verify_against(&report_path, &doctored_path, &verified_path);
     assert_eq!(code(&output), 1, "{}", describe(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(

@@ -19,6 +19,10 @@ const POLL: Duration = Duration::from_millis(20);
 const USER_HZ: u64 = 100;
 
 /// A fresh, empty directory for one test.
+/// A close-mix with every mode once.
+pub const EVERY_MODE: &str =
+    "fin=1,reset=1,mid-frame=1,half-close=1,close-request=1,bad-frame=1,idle=1,stall=1";
+
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgen-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -169,6 +173,19 @@ pub fn doctor_log(log: &Path, ours: &HashSet<u64>, to: &Path, edits: &[(&str, &s
 
 /// A loadgen started in the background: its outputs are read on threads (no pipe can fill),
 /// its CPU time sampled from /proc while it runs.
+/// `loadgen verify` of a saved report against `log`, writing its JSON to `json`.
+pub fn verify_against(report: &Path, log: &Path, json: &Path) -> Output {
+    loadgen(&[
+        "verify",
+        "--report",
+        report.to_str().unwrap(),
+        "--log",
+        log.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ])
+}
+
 #[derive(Debug)]
 pub struct Running {
     child: Child,
