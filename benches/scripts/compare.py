@@ -88,6 +88,34 @@ SCENARIOS = {
     "held": (["--hold", str(HELD)], "held"),
 }
 FIXED_RATE = ["fixed-20k", "fixed-40k", "fixed-peak", "fixed-4k"]
+
+# --protocol http (issue 12): HttpArena's H1 workloads against nginx, hyper and a raw epoll
+# server (benches/peers, benches/nginx), every response checked by the loadgen.
+HTTP = ["--protocol", "http"]
+HTTP_PEERS = ["nginx", "hyper", "epoll"]
+HTTP_SCENARIOS = {
+    "pipelined": (HTTP + CONNECTIONS + ["--http-workload", "pipeline", "--pipeline", "16"], "reply"),
+    "baseline": (HTTP + ["--connections", "256", "--http-workload", "baseline", "--pipeline", "1"], "reply"),
+    "baseline-64": (HTTP + CONNECTIONS + ["--http-workload", "baseline", "--pipeline", "1"], "reply"),
+    "baseline-512": (HTTP + ["--connections", "512", "--http-workload", "baseline", "--pipeline", "1"], "reply"),
+    # HttpArena's short-lived profile: 10 requests per connection, then a new one.
+    "short-lived": (HTTP + ["--connections", "256", "--http-workload", "baseline", "--requests-per-conn", "10",
+                            "--close-mix", "fin=1"], "conn"),
+    "fixed-20k": (HTTP + CONNECTIONS + ["--http-workload", "baseline", "--rate", "20000", "--pipeline", "4"], "reply"),
+    "fixed-40k": (HTTP + CONNECTIONS + ["--http-workload", "baseline", "--rate", "40000", "--pipeline", "4"], "reply"),
+    "fixed-80k": (HTTP + CONNECTIONS + ["--http-workload", "pipeline", "--rate", "80000", "--pipeline", "16"], "reply"),
+    "held": (HTTP + ["--hold", str(HELD)], "held"),
+}
+HTTP_VARIANTS = {
+    "engine-off": (["--classify", "off"], ["pipelined", "baseline", "fixed-40k", "short-lived"]),
+}
+HTTP_FIXED_RATE = ["fixed-20k", "fixed-40k", "fixed-80k"]
+# The wrk scripts per scenario (a second generator, written elsewhere): HttpArena's shapes.
+WRK_SCRIPTS = {"pipelined": "pipeline.lua", "baseline": "baseline.lua", "baseline-64": "baseline.lua",
+               "baseline-512": "baseline.lua"}
+HTTP_CPU_RATIO_GOAL = 0.9
+HTTP_HELD_KB_GOAL = 1.0
+PROTOCOL = ["frame"]  # set by --protocol; a list so functions see the change
 PEAK_SHARE = 0.8
 CALIBRATION_DURATION = "2s"
 HOLD_DURATION_S = 12
@@ -101,20 +129,46 @@ HELD_GOAL_CONNS = 100_000
 HELD_GOAL_MB = 64
 
 
+def process_tree(pid):
+    """`pid` and its descendants (nginx runs as a master and a worker under run.sh)."""
+    children = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.split("/")[2]))
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            pass
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
 def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]), int(fields[12])  # utime, stime of every thread, live and exited
+    """utime, stime of every thread of the process tree, live and exited."""
+    utime = stime = 0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        utime, stime = utime + int(fields[11]), stime + int(fields[12])
+    return utime, stime
 
 
 def voluntary_switches(pid):
     total = 0
-    for status in glob.glob(f"/proc/{pid}/task/*/status"):
-        try:
-            with open(status) as f:
-                total += sum(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches"))
-        except FileNotFoundError:  # the thread ended between glob and open
-            pass
+    for member in process_tree(pid):
+        for status in glob.glob(f"/proc/{member}/task/*/status"):
+            try:
+                with open(status) as f:
+                    total += sum(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches"))
+            except FileNotFoundError:  # the thread ended between glob and open
+                pass
     return total
 
 
@@ -164,7 +218,10 @@ def server_command(server, peers_dir):
         flags = ENGINE_VARIANTS.get(server, ([], []))[0]
         cores = [] if "--cores" in flags else ["--cores", "1"]
         binary = BASELINE_BINARY.get(server, ENGINE)
-        return [binary, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"] + cores + flags
+        protocol = HTTP if PROTOCOL[0] == "http" else []
+        return [binary, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"] + protocol + cores + flags
+    if server == "nginx":
+        return [os.path.join(ROOT, "benches", "nginx", "run.sh"), "0"]
     return [os.path.join(peers_dir, f"peer-{server}"), "--listen", "127.0.0.1:0"]
 
 
@@ -191,7 +248,7 @@ def stop_server(proc):
 
 def scenario_flags(scenario, args):
     flags = [args.peak_rate if flag == "CALIBRATED" else flag for flag in SCENARIOS[scenario][0]]
-    if scenario == "churn":
+    if scenario in ("churn", "short-lived"):
         return flags + ["--total", str(args.total)]
     if scenario == "held":
         return flags + ["--duration", f"{HOLD_DURATION_S}s"]
@@ -207,12 +264,24 @@ def runs_in(server, scenario):
 
 
 def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    total = 0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/status") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+        except FileNotFoundError:
+            pass
+    return total
 
 
 def open_fds(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
+    total = 0
+    for member in process_tree(pid):
+        try:
+            total += len(os.listdir(f"/proc/{member}/fd"))
+        except (FileNotFoundError, PermissionError):
+            pass
+    return total
 
 
 def run_loadgen(command, pid, held):
@@ -262,7 +331,73 @@ def calibrate_peak(args, servers):
     return str(max(rate, 1000)), rates
 
 
+def wrk_command(listen, scenario, args):
+    flags = SCENARIOS[scenario][0]
+    connections = flags[flags.index("--connections") + 1]
+    script = os.path.join(PEERS, "wrk", WRK_SCRIPTS[scenario])
+    return ["taskset", "-c", LOADGEN_CPU, "wrk", "-t1", f"-c{connections}", f"-d{args.duration}", "--latency",
+            "-s", script, f"http://{listen}"]
+
+
+WRK_UNITS_US = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0}
+
+
+def parse_wrk(text):
+    """Requests, requests/s, latency percentiles (us) and error counts from wrk's output."""
+    def number(pattern, default=None):
+        found = re.search(pattern, text)
+        return float(found.group(1)) if found else default
+
+    latency = {}
+    for percent, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M):
+        latency[percent] = float(value) * WRK_UNITS_US[unit]
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    return {
+        "requests": number(r"(\d+) requests in"),
+        "rate": number(r"Requests/sec:\s+([\d.]+)"),
+        "latency_us": latency,
+        "non_2xx": number(r"Non-2xx or 3xx responses: (\d+)", 0),
+        "wrong": number(r"wrong replies: (\d+)", 0),
+        "socket_errors": sum(int(n) for n in errors.groups()) if errors else 0,
+    }
+
+
+def run_wrk_once(server, scenario, args):
+    """One run with wrk (written by others) as the generator: the same row as a loadgen run;
+    wrk reports no p99.9, so that cell shows its p99."""
+    idle_wait_s = wait_for_idle(args.idle_wait)
+    proc, listen = start_server(server, args.peers_dir)
+    try:
+        before = sample(proc.pid)
+        client_before_s = children_cpu_seconds()
+        done = subprocess.run(wrk_command(listen, scenario, args), capture_output=True, text=True,
+                              timeout=LOADGEN_TIMEOUT_S)
+        client_s = children_cpu_seconds() - client_before_s
+        after = sample(proc.pid)
+    finally:
+        stop_server(proc)
+    run = {"server": server, "scenario": scenario, "idle_wait_s": idle_wait_s, "loadgen_exit": done.returncode,
+           "loadgen_stderr": (done.stderr + done.stdout).strip()[-2000:], "generator": "wrk"}
+    wrk = parse_wrk(done.stdout)
+    if done.returncode != 0 or not wrk["requests"] or "99" not in wrk["latency_us"]:
+        return dict(run, ok=False)
+    cpu_s = (after["utime_s"] - before["utime_s"]) + (after["stime_s"] - before["stime_s"])
+    wall_s = after["wall_s"] - before["wall_s"]
+    other_s = after["busy_s"] - before["busy_s"] - cpu_s - client_s
+    return dict(run, ok=wrk["wrong"] == 0 and wrk["non_2xx"] == 0 and wrk["socket_errors"] == 0,
+                replies=wrk["requests"], connections=None, duration_s=wall_s, rate=wrk["rate"],
+                p50_us=wrk["latency_us"]["50"], p99_us=wrk["latency_us"]["99"], p999_us=wrk["latency_us"]["99"],
+                server_user_s=after["utime_s"] - before["utime_s"], server_sys_s=after["stime_s"] - before["stime_s"],
+                cpu_us_per_unit=cpu_s * 1e6 / wrk["requests"],
+                user_share=(after["utime_s"] - before["utime_s"]) / cpu_s if cpu_s > 0 else 0.0,
+                vcs_per_1k=(after["vcs"] - before["vcs"]) * 1000 / wrk["requests"],
+                client_cpu_percent=client_s * 100 / wall_s, other_cpu_percent=max(other_s, 0.0) * 100 / wall_s,
+                loadgen_process_cpu_s=client_s, lost_replies=0, corrupt_replies=int(wrk["wrong"]), errors={})
+
+
 def run_once(server, scenario, args, tmp):
+    if args.generator == "wrk" and scenario in WRK_SCRIPTS:
+        return run_wrk_once(server, scenario, args)
     idle_wait_s = wait_for_idle(args.idle_wait)
     proc, listen = start_server(server, args.peers_dir)
     report = os.path.join(tmp, "report.json")
@@ -357,7 +492,7 @@ def runtime_versions():
         return {}
     with open(lock) as f:
         text = f.read()
-    found = re.findall(r'name = "(tokio|tokio-uring|monoio|compio)"\nversion = "([^"]+)"', text)
+    found = re.findall(r'name = "(tokio|tokio-uring|monoio|compio|hyper)"\nversion = "([^"]+)"', text)
     return dict(found)
 
 
@@ -480,6 +615,53 @@ def goals(all_medians, results, out):
         out(f"{HELD_GOAL_CONNS} idle connections <= {HELD_GOAL_MB} MB RSS: not measured")
 
 
+def http_goals(all_medians, results, out):
+    """Issue 12's goals: server CPU per request <= 0.9x the cheapest peer with p99 no worse than
+    the best peer's, short-lived connections/s >= the best peer, RSS per idle keep-alive
+    connection <= 1 KB, classification log vs off <= 2% CPU per request; each as a median and,
+    where it pairs runs, a paired interval (pairstats.py: MET, MISSED or UNRESOLVED)."""
+    out("\n== issue 12 goals (HTTP)")
+    ratio = (lambda v: f"{v:.2f}x", lambda v: f"{v:.2f}x")
+    for scenario in ["pipelined", "baseline", "baseline-64", "baseline-512"] + HTTP_FIXED_RATE:
+        medians = all_medians.get(scenario, {})
+        peers = {s: m for s, m in medians.items() if not is_engine(s)}
+        if "engine" not in medians or not peers:
+            continue
+        cheapest = min(peers, key=lambda s: peers[s]["cpu_us_per_unit"])
+        cpu = pairstats.paired_ratios(runs_by_repetition(results, cheapest, scenario, "cpu_us_per_unit"),
+                                      runs_by_repetition(results, "engine", scenario, "cpu_us_per_unit"))
+        if cpu:
+            out(f"{scenario}: CPU us/request engine / {cheapest}: "
+                + pairstats.verdict(cpu, HTTP_CPU_RATIO_GOAL, "ratio", *ratio)[0])
+        fastest_tail = min(peers, key=lambda s: median([r for r in results if r["server"] == s
+                                                           and r["scenario"] == scenario and r["ok"]], "p99_us"))
+        tail = pairstats.paired_ratios(runs_by_repetition(results, fastest_tail, scenario, "p99_us"),
+                                       runs_by_repetition(results, "engine", scenario, "p99_us"))
+        if tail:
+            out(f"{scenario}: p99 engine / {fastest_tail}: " + pairstats.verdict(tail, 1.0, "ratio", *ratio)[0])
+    medians = all_medians.get("short-lived", {})
+    peers = {s: m for s, m in medians.items() if not is_engine(s)}
+    if "engine" in medians and peers:
+        fastest = max(peers, key=lambda s: peers[s]["rate"])
+        costs = pairstats.paired_costs(runs_by_repetition(results, fastest, "short-lived", "rate"),
+                                       runs_by_repetition(results, "engine", "short-lived", "rate"), True)
+        if costs:
+            out(f"short-lived: connections/s engine vs {fastest}, shortfall "
+                + pairstats.verdict(costs, 0.0)[0])
+    held = all_medians.get("held", {}).get("engine")
+    if held:
+        kb = held["kb_per_conn"]
+        out(f"held: RSS per idle keep-alive connection {kb:.2f} KB (goal <= {HTTP_HELD_KB_GOAL} KB)  "
+            + ("MET" if kb <= HTTP_HELD_KB_GOAL else "MISSED"))
+    for scenario in ["pipelined", "baseline", "fixed-40k", "short-lived"]:
+        key = "rate" if SCENARIOS[scenario][1] == "conn" else "cpu_us_per_unit"
+        costs = pairstats.paired_costs(runs_by_repetition(results, "engine-off", scenario, key),
+                                       runs_by_repetition(results, "engine", scenario, key), key == "rate")
+        if costs:
+            what = "connections/s" if key == "rate" else "CPU/request"
+            out(f"classification log vs off at {scenario}, {what}: " + pairstats.verdict(costs, CPU_COST_GOAL)[0])
+
+
 def classification_goals(results, out):
     """--classify off against the default (log, no file) and log with a close-log file, as paired
     ratios of the runs of one repetition (see pairstats.py: MET, MISSED or UNRESOLVED)."""
@@ -500,7 +682,26 @@ def runs_by_repetition(results, server, scenario, key):
     return [r[key] if r["ok"] else None for r in runs]
 
 
+def use_protocol(protocol):
+    """Swaps the scenario, peer and variant tables for `protocol` (in place: every function
+    reads these globals)."""
+    PROTOCOL[0] = protocol
+    if protocol != "http":
+        return
+    SCENARIOS.clear()
+    SCENARIOS.update(HTTP_SCENARIOS)
+    ENGINE_VARIANTS.clear()
+    ENGINE_VARIANTS.update(HTTP_VARIANTS)
+    PEER_SERVERS[:] = HTTP_PEERS
+    SERVERS[:] = ["engine"] + HTTP_PEERS + list(HTTP_VARIANTS)
+    FIXED_RATE[:] = HTTP_FIXED_RATE
+
+
 def main():
+    global LOADGEN
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--protocol", choices=["frame", "http"], default="frame")
+    use_protocol(pre.parse_known_args()[0].protocol)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="repetitions of every (scenario, server)")
     parser.add_argument("--duration", default="3s", help="length of each closed/open-loop run")
@@ -514,11 +715,15 @@ def main():
                         help="writes OUT.json (raw runs) and OUT.txt (this report)")
     parser.add_argument("--report", metavar="JSON", help="no runs: print the report of a saved OUT.json again "
                         "(and rewrite its OUT.txt)")
+    parser.add_argument("--protocol", choices=["frame", "http"], default="frame",
+                        help="frame: the engine's frame protocol against tokio, tokio-uring, monoio, compio; "
+                        "http: HttpArena's H1 workloads against nginx, hyper and a raw epoll server")
+    parser.add_argument("--generator", choices=["loadgen", "wrk"], default="loadgen",
+                        help="wrk: drive the pipelined and baseline scenarios with wrk instead (http only)")
     parser.add_argument("--loadgen", metavar="PATH", help=f"the loadgen binary (default {LOADGEN})")
     parser.add_argument("--baseline", metavar="PATH", help="an engine binary (e.g. of the commit before a "
                         "change) run as engine-base in every scenario, paired with engine")
     args = parser.parse_args()
-    global LOADGEN
     LOADGEN = args.loadgen or LOADGEN
     if args.baseline:
         BASELINE_BINARY[BASELINE] = args.baseline
@@ -572,6 +777,7 @@ def report_again(path):
         runs, info, scenarios = data["runs"], data["machine"], list(data["scenarios"])
     except (OSError, ValueError, KeyError, TypeError) as error:
         sys.exit(f"cannot read {path} as a compare.py result: {error}")
+    use_protocol(getattr(args, "protocol", "frame"))
     ran = {r["server"] for r in runs}
     servers = [s for s in args.servers.split(",") if s in ran]
     lines = report(info, args, runs, scenarios, servers)
@@ -601,7 +807,10 @@ def report(info, args, results, scenarios, servers):
     out(f"runs started on a busy machine (CPUs 0-1 still over {IDLE_BUSY_MAX:.0%} busy after --idle-wait {args.idle_wait:.0f}s): "
         f"{sum(w is None for w in waits)} of {len(waits)}")
     all_medians = {scenario: scenario_table(scenario, results, servers, args, out) for scenario in scenarios}
-    goals(all_medians, results, out)
+    if PROTOCOL[0] == "http":
+        http_goals(all_medians, results, out)
+    else:
+        goals(all_medians, results, out)
     return lines
 
 

@@ -105,6 +105,39 @@ pub(super) fn parse<'a>(head: &'a [u8], caps: &Caps) -> Result<Head<'a>, Error> 
         Err(httparse::Error::TooManyHeaders) => return Err(Error::TooManyHeaders),
         Err(_) => return Err(Error::BadHeader),
     }
+    interpret(&request, caps)
+}
+
+/// The common case at once: a whole, well-formed head at the start of `input` within every
+/// limit, parsed by one `httparse` call without scanning first. Its answer is the one the
+/// byte-by-byte path gives (the same `httparse` parse of the same bytes); anything else — an
+/// incomplete head, one `httparse` rejects, one past a limit — is `None`, for the byte-by-byte
+/// path to answer exactly.
+pub(super) fn parse_whole<'a>(
+    input: &'a [u8],
+    caps: &Caps,
+) -> Option<(Result<Head<'a>, Error>, usize)> {
+    let mut slots = [MaybeUninit::<httparse::Header<'a>>::uninit(); HEADERS_MAX_CAP];
+    let slots = &mut slots[..usize::from(caps.headers_max)];
+    let mut request = httparse::Request::new(&mut []);
+    let Ok(httparse::Status::Complete(len)) = request.parse_with_uninit_headers(input, slots)
+    else {
+        return None;
+    };
+    examined(len);
+    let start = input
+        .iter()
+        .take_while(|&&byte| byte == b'\r' || byte == b'\n')
+        .count();
+    let line_len = input[start..len].iter().position(|&byte| byte == b'\n')? + 1;
+    if len > caps.head_max as usize || line_len > caps.request_line_max as usize {
+        return None;
+    }
+    Some((interpret(&request, caps), len))
+}
+
+/// What a head `httparse` accepted says: its version, target, persistence, tag and framing.
+fn interpret<'a>(request: &httparse::Request<'_, 'a>, caps: &Caps) -> Result<Head<'a>, Error> {
     let (Some(method), Some(target), Some(minor)) = (request.method, request.path, request.version)
     else {
         return Err(Error::BadRequestLine);

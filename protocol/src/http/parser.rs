@@ -112,6 +112,11 @@ impl Parser {
 
     fn advance<'a>(&mut self, input: &'a [u8]) -> Parse<'a> {
         let mut parsed = None;
+        if self.state == State::Head(HeadScan::new()) {
+            if let Some(answer) = self.whole_head(input) {
+                return answer;
+            }
+        }
         if let State::Head(scan) = &mut self.state {
             let head_len = loop {
                 match scan.scan(input, &self.caps) {
@@ -164,6 +169,38 @@ impl Parser {
             Ok(None) => Parse::Partial(Phase::Body),
             Err(error) => Parse::Invalid(error),
         }
+    }
+
+    /// A fresh request whose whole head is already there: parsed at once (see
+    /// `head::parse_whole`); `None` leaves it to the byte-by-byte path.
+    fn whole_head<'a>(&mut self, input: &'a [u8]) -> Option<Parse<'a>> {
+        let (head, head_len) = head::parse_whole(input, &self.caps)?;
+        let head = match head {
+            Ok(head) => head,
+            Err(error) => return Some(Parse::Invalid(error)),
+        };
+        let head_len = head_len as u32; // <= head_max < 2^32
+        self.state = match head.framing {
+            Framing::None => {
+                return Some(Parse::Complete {
+                    request: head.into_request(Body::Empty),
+                    len: head_len as usize,
+                })
+            }
+            Framing::Length(body_len) => State::Length { head_len, body_len },
+            Framing::Chunked => State::Chunked {
+                head_len,
+                scan: ChunkScan::new(),
+            },
+        };
+        Some(match self.body(input) {
+            Ok(Some(whole)) => Parse::Complete {
+                request: head.into_request(whole.body),
+                len: whole.len,
+            },
+            Ok(None) => Parse::Partial(Phase::Body),
+            Err(error) => Parse::Invalid(error),
+        })
     }
 
     /// In a body state: the request's extent once its body is complete.
