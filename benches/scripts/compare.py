@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pairstats  # noqa: E402
@@ -48,12 +49,23 @@ PEER_SERVERS = ["tokio", "tokio-uring", "monoio", "compio"]
 # the rest. The plain "engine" runs with the defaults (--classify log, no close-log file).
 CLOSE_LOG = os.path.join(tempfile.gettempdir(), "compare-close-log.jsonl")
 ENGINE_VARIANTS = {
-    "engine-batch": (["--batch-wait", "50us"], ["fixed-20k", "fixed-40k", "fixed-peak", "fixed-4k"]),
-    "engine-batch200": (["--batch-wait", "200us"], ["fixed-20k", "fixed-40k", "fixed-peak", "fixed-4k"]),
+    "engine-batch25": (["--batch-wait", "25us"], ["fixed-20k", "fixed-40k", "fixed-80k", "fixed-4k"]),
+    "engine-batch": (["--batch-wait", "50us"], ["fixed-20k", "fixed-40k", "fixed-80k", "fixed-peak", "fixed-4k"]),
+    "engine-batch200": (["--batch-wait", "200us"], ["fixed-20k", "fixed-40k", "fixed-80k", "fixed-peak", "fixed-4k"]),
     "engine-off": (["--classify", "off"], ["pipelined", "fixed-40k", "churn"]),
     "engine-count": (["--classify", "count"], ["pipelined", "fixed-40k", "churn"]),
     "engine-closelog": (["--classify", "log", "--close-log", CLOSE_LOG], ["pipelined", "fixed-40k", "churn"]),
     "engine-2cores": (["--cores", "2"], ["pingpong", "pipelined", "churn"]),
+    # Issue 13: io_uring features, each against the default in the same runs.
+    "engine-bundle": (["--buffer-mode", "bundle"], ["pipelined", "fixed-40k", "4k", "16k"]),
+    "engine-inc": (["--buffer-mode", "incremental"], ["pipelined", "fixed-40k", "4k", "16k"]),
+    "engine-ringfd": (["--ring-fd", "registered"], ["pipelined", "fixed-40k", "4k"]),
+    "engine-adaptive": (["--batch-wait", "adaptive"], ["fixed-20k", "fixed-40k", "fixed-80k", "fixed-4k"]),
+    "engine-a16-200": (["--batch-wait", "adaptive", "--batch-target", "16", "--batch-budget", "200us"],
+                       ["fixed-20k", "fixed-40k", "fixed-80k", "fixed-4k"]),
+    "engine-a8-100": (["--batch-wait", "adaptive", "--batch-target", "8", "--batch-budget", "100us"],
+                      ["fixed-20k", "fixed-40k", "fixed-80k", "fixed-4k"]),
+    "engine-batch100": (["--batch-wait", "100us"], ["fixed-20k", "fixed-40k", "fixed-80k", "fixed-4k"]),
 }
 SERVERS = ["engine"] + PEER_SERVERS + list(ENGINE_VARIANTS)
 SERVER_CPU = "0"
@@ -82,6 +94,9 @@ SCENARIOS = {
     # 80% of the slowest peer's ping-pong peak, measured by a calibration pass before the runs.
     "fixed-peak": (CONNECTIONS + ["--rate", "CALIBRATED", "--pipeline", "16", "--payload", "64"], "reply"),
     "fixed-4k": (CONNECTIONS + ["--rate", "20000", "--pipeline", "16", "--payload", "4096"], "reply"),
+    "fixed-80k": (CONNECTIONS + ["--rate", "80000", "--pipeline", "16", "--payload", "64"], "reply"),
+    # Large replies (SEND_ZC's break-even): closed loop, 16 connections, one frame in flight each.
+    "16k": (["--connections", "16", "--pipeline", "1", "--payload", "16384"], "reply"),
     "churn": (["--connections", "200", "--requests-per-conn", "4", "--pipeline", "4",
                "--payload", "64", "--close-mix", "fin=1"], "conn"),
     # Idle connections held after HELLO; the cost is server memory, sampled while they are held.
@@ -107,7 +122,12 @@ HTTP_SCENARIOS = {
     "held": (HTTP + ["--hold", str(HELD)], "held"),
 }
 HTTP_VARIANTS = {
-    "engine-off": (["--classify", "off"], ["pipelined", "baseline", "fixed-40k", "short-lived"]),
+    "engine-off": (["--classify", "off"], ["pipelined", "baseline-64", "fixed-40k", "short-lived"]),
+    "engine-bundle": (["--buffer-mode", "bundle"], ["pipelined", "baseline-64"]),
+    "engine-inc": (["--buffer-mode", "incremental"], ["pipelined", "baseline-64"]),
+    "engine-ringfd": (["--ring-fd", "registered"], ["pipelined", "baseline-64", "fixed-40k"]),
+    "engine-a16-200": (["--batch-wait", "adaptive", "--batch-target", "16", "--batch-budget", "200us"],
+                       ["fixed-20k", "fixed-40k", "fixed-80k"]),
 }
 HTTP_FIXED_RATE = ["fixed-20k", "fixed-40k", "fixed-80k"]
 # The wrk scripts per scenario (a second generator, written elsewhere): HttpArena's shapes.
@@ -234,7 +254,28 @@ def start_server(server, peers_dir):
     if "ready" not in line.split() or "listen" not in fields:
         stop_server(proc)
         sys.exit(f"{server} did not start: {line!r}")
-    return proc, fields["listen"]
+    return proc, fields["listen"], fields.get("admin")
+
+
+# The engine's own counts of its event loop: waits (wake-ups) and completions.
+LOOP_COUNTERS = {"engine_waits_total": "waits", "engine_completions_total": "completions"}
+
+
+def loop_counts(admin):
+    """The engine's loop counters from its /metrics, or None (a peer, or an engine without them)."""
+    if not admin:
+        return None
+    try:
+        with urllib.request.urlopen(f"http://{admin}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    counts = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in LOOP_COUNTERS:
+            counts[LOOP_COUNTERS[name]] = int(value)
+    return counts if len(counts) == len(LOOP_COUNTERS) else None
 
 
 def stop_server(proc):
@@ -315,7 +356,7 @@ def calibrate_peak(args, servers):
     with tempfile.TemporaryDirectory() as tmp:
         report = os.path.join(tmp, "report.json")
         for server in peers:
-            proc, listen = start_server(server, args.peers_dir)
+            proc, listen, _ = start_server(server, args.peers_dir)
             try:
                 command = loadgen_command(listen, report, SCENARIOS["pingpong"][0] + ["--duration", CALIBRATION_DURATION])
                 subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=LOADGEN_TIMEOUT_S)
@@ -366,7 +407,7 @@ def run_wrk_once(server, scenario, args):
     """One run with wrk (written by others) as the generator: the same row as a loadgen run;
     wrk reports no p99.9, so that cell shows its p99."""
     idle_wait_s = wait_for_idle(args.idle_wait)
-    proc, listen = start_server(server, args.peers_dir)
+    proc, listen, _ = start_server(server, args.peers_dir)
     try:
         before = sample(proc.pid)
         client_before_s = children_cpu_seconds()
@@ -384,9 +425,11 @@ def run_wrk_once(server, scenario, args):
     cpu_s = (after["utime_s"] - before["utime_s"]) + (after["stime_s"] - before["stime_s"])
     wall_s = after["wall_s"] - before["wall_s"]
     other_s = after["busy_s"] - before["busy_s"] - cpu_s - client_s
+    # With a pipelining script wrk prints 0.00us for its upper percentiles: not a measurement.
+    p99 = wrk["latency_us"]["99"] or None
     return dict(run, ok=wrk["wrong"] == 0 and wrk["non_2xx"] == 0 and wrk["socket_errors"] == 0,
                 replies=wrk["requests"], connections=None, duration_s=wall_s, rate=wrk["rate"],
-                p50_us=wrk["latency_us"]["50"], p99_us=wrk["latency_us"]["99"], p999_us=wrk["latency_us"]["99"],
+                p50_us=wrk["latency_us"]["50"], p99_us=p99, p999_us=p99,
                 server_user_s=after["utime_s"] - before["utime_s"], server_sys_s=after["stime_s"] - before["stime_s"],
                 cpu_us_per_unit=cpu_s * 1e6 / wrk["requests"],
                 user_share=(after["utime_s"] - before["utime_s"]) / cpu_s if cpu_s > 0 else 0.0,
@@ -399,11 +442,13 @@ def run_once(server, scenario, args, tmp):
     if args.generator == "wrk" and scenario in WRK_SCRIPTS:
         return run_wrk_once(server, scenario, args)
     idle_wait_s = wait_for_idle(args.idle_wait)
-    proc, listen = start_server(server, args.peers_dir)
+    proc, listen, admin = start_server(server, args.peers_dir)
     report = os.path.join(tmp, "report.json")
     if os.path.exists(report):
         os.remove(report)
     try:
+        # Scraped outside the measured interval, so the scrape's CPU is not counted.
+        loop_before = loop_counts(admin)
         before = sample(proc.pid)
         rss_before_kb = rss_kb(proc.pid)
         client_before_s = children_cpu_seconds()  # the loadgen is the only child reaped meanwhile
@@ -411,6 +456,7 @@ def run_once(server, scenario, args, tmp):
         exit_code, stderr, held_rss = run_loadgen(loadgen_command(listen, report, scenario_flags(scenario, args)), proc.pid, held)
         client_s = children_cpu_seconds() - client_before_s
         after = sample(proc.pid)
+        loop_after = loop_counts(admin)
     finally:
         stop_server(proc)
     run = {"server": server, "scenario": scenario, "idle_wait_s": idle_wait_s, "loadgen_exit": exit_code,
@@ -437,6 +483,8 @@ def run_once(server, scenario, args, tmp):
     # Busy time of both CPUs not spent by the server or the loadgen: other processes on the
     # machine (and unattributed interrupts). Interleaving spreads it, this shows how much there was.
     other_s = after["busy_s"] - before["busy_s"] - cpu_s - client_s
+    if loop_before and loop_after:
+        run.update({f"{key}_per_unit": (loop_after[key] - loop_before[key]) / units for key in loop_before})
     return dict(
         run,
         ok=exit_code == 0 and check["lost_replies"] == 0 and check["corrupt_replies"] == 0,
@@ -466,6 +514,9 @@ def summary(values):
 
 
 def cell(values, digits):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
     m, lo, hi = summary(values)
     return f"{m:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})"
 
@@ -538,8 +589,17 @@ def scenario_table(scenario, results, servers, args, out):
             f"{cell([r['cpu_us_per_unit'] for r in runs], 3):20} {cell([100 * r['user_share'] for r in runs], 0):16} "
             f"{cell([r['vcs_per_1k'] for r in runs], 1):20} {median(runs, 'client_cpu_percent'):11.0f} "
             f"{median(runs, 'other_cpu_percent'):6.0f} (max {max(r['other_cpu_percent'] for r in runs):3.0f}) {bad:4}")
+    loop_cells = []
+    for server in [s for s in medians if is_engine(s)]:
+        runs = [r for r in results if r["server"] == server and r["scenario"] == scenario and r["ok"]
+                and "completions_per_unit" in r]
+        if runs:
+            loop_cells.append(f"{server} {median(runs, 'completions_per_unit'):.3f} / {median(runs, 'waits_per_unit'):.3f}")
+    if loop_cells:
+        out(f"CQEs / waits per {unit} (medians): " + ", ".join(loop_cells))
     if BASELINE in medians and "engine" in medians:
         baseline_pairs(scenario, results, unit, out)
+    variant_pairs(scenario, results, unit, medians, out)
     peers = {s: m for s, m in medians.items() if not is_engine(s)}
     for name in [s for s in medians if is_engine(s)] if peers else []:
         engine = medians[name]
@@ -552,6 +612,21 @@ def scenario_table(scenario, results, servers, args, out):
 
 def is_engine(server):
     return server in ("engine", BASELINE) or server in ENGINE_VARIANTS
+
+
+def variant_pairs(scenario, results, unit, medians, out):
+    """Each engine variant / the default engine, run by run, with the paired interval."""
+    if "engine" not in medians:
+        return
+    for variant in [s for s in medians if s in ENGINE_VARIANTS]:
+        cells = []
+        for key, what in (("rate", "rate"), ("cpu_us_per_unit", f"CPU/{unit}"), ("p99_us", "p99")):
+            ratios = pairstats.paired_ratios(runs_by_repetition(results, "engine", scenario, key),
+                                             runs_by_repetition(results, variant, scenario, key))
+            if ratios:
+                cells.append(f"{what} " + pairstats.interval_text(ratios, lambda v: f"{v:.3f}x"))
+        if cells:
+            out(f"{variant} / engine: " + "; ".join(cells))
 
 
 def baseline_pairs(scenario, results, unit, out):
@@ -633,8 +708,12 @@ def http_goals(all_medians, results, out):
         if cpu:
             out(f"{scenario}: CPU us/request engine / {cheapest}: "
                 + pairstats.verdict(cpu, HTTP_CPU_RATIO_GOAL, "ratio", *ratio)[0])
-        fastest_tail = min(peers, key=lambda s: median([r for r in results if r["server"] == s
-                                                           and r["scenario"] == scenario and r["ok"]], "p99_us"))
+        tails = {s: [r["p99_us"] for r in results if r["server"] == s and r["scenario"] == scenario
+                     and r["ok"] and r.get("p99_us") is not None] for s in peers}
+        tails = {s: statistics.median(values) for s, values in tails.items() if values}
+        if not tails:
+            continue  # the generator measured no tail (wrk when pipelining)
+        fastest_tail = min(tails, key=tails.get)
         tail = pairstats.paired_ratios(runs_by_repetition(results, fastest_tail, scenario, "p99_us"),
                                        runs_by_repetition(results, "engine", scenario, "p99_us"))
         if tail:
@@ -653,7 +732,7 @@ def http_goals(all_medians, results, out):
         kb = held["kb_per_conn"]
         out(f"held: RSS per idle keep-alive connection {kb:.2f} KB (goal <= {HTTP_HELD_KB_GOAL} KB)  "
             + ("MET" if kb <= HTTP_HELD_KB_GOAL else "MISSED"))
-    for scenario in ["pipelined", "baseline", "fixed-40k", "short-lived"]:
+    for scenario in ["pipelined", "baseline-64", "fixed-40k", "short-lived"]:
         key = "rate" if SCENARIOS[scenario][1] == "conn" else "cpu_us_per_unit"
         costs = pairstats.paired_costs(runs_by_repetition(results, "engine-off", scenario, key),
                                        runs_by_repetition(results, "engine", scenario, key), key == "rate")
@@ -679,7 +758,7 @@ def classification_goals(results, out):
 def runs_by_repetition(results, server, scenario, key):
     """`key` of each run of (server, scenario) in repetition order, None where the run failed."""
     runs = [r for r in results if r["server"] == server and r["scenario"] == scenario]
-    return [r[key] if r["ok"] else None for r in runs]
+    return [r.get(key) if r["ok"] else None for r in runs]
 
 
 def use_protocol(protocol):

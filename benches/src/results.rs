@@ -9,6 +9,8 @@ use serde::Deserialize;
 /// The loadgen flag only the connection-churn scenario passes: its rates and costs are per
 /// connection, not per reply (compare.py does not record the unit, only the flags).
 const PER_CONNECTION_FLAG: &str = "--requests-per-conn";
+/// The loadgen flag of the fixed-rate scenarios, where servers differ in CPU and latency only.
+const FIXED_RATE_FLAG: &str = "--rate";
 
 /// The machine the runs were measured on, as compare.py records it.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -48,6 +50,8 @@ pub struct Measured {
     pub rate: Stat,
     /// Server CPU µs per reply (or per connection).
     pub cpu_us: Stat,
+    /// 99th percentile latency in µs, when every ok run recorded it.
+    pub p99_us: Option<Stat>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +59,8 @@ pub struct Scenario {
     pub name: String,
     /// Rates and costs count connections rather than replies.
     pub per_connection: bool,
+    /// The load offers a fixed rate: every server answers it, so CPU and latency compare.
+    pub fixed_rate: bool,
     /// One entry per `Summary::servers`, `None` when that server was not run here (compare.py
     /// runs some engine variants in a few scenarios only).
     pub cells: Vec<Option<Cell>>,
@@ -88,6 +94,7 @@ struct Run {
     ok: bool,
     rate: Option<f64>,
     cpu_us_per_unit: Option<f64>,
+    p99_us: Option<f64>,
 }
 
 /// The runs of one server in one scenario.
@@ -96,6 +103,7 @@ struct Samples {
     /// Rates and CPU costs of the ok runs.
     rates: Vec<f64>,
     cpus: Vec<f64>,
+    p99s: Vec<f64>,
     failed: usize,
 }
 
@@ -122,6 +130,7 @@ pub fn summarize(json: &str) -> anyhow::Result<Summary> {
             Some((rate, cpu)) if run.ok => {
                 entry.rates.push(rate);
                 entry.cpus.push(cpu);
+                entry.p99s.extend(run.p99_us);
             }
             _ => entry.failed += 1,
         }
@@ -133,11 +142,8 @@ pub fn summarize(json: &str) -> anyhow::Result<Summary> {
         .iter()
         .map(|name| Scenario {
             name: name.clone(),
-            per_connection: file.scenarios.get(name).is_some_and(|flags| {
-                flags
-                    .iter()
-                    .any(|f| f.as_str() == Some(PER_CONNECTION_FLAG))
-            }),
+            per_connection: has_flag(&file, name, PER_CONNECTION_FLAG),
+            fixed_rate: has_flag(&file, name, FIXED_RATE_FLAG),
             cells: servers
                 .iter()
                 .map(|server| {
@@ -151,6 +157,8 @@ pub fn summarize(json: &str) -> anyhow::Result<Summary> {
                             runs: samples.rates.len(),
                             rate: stat(&samples.rates),
                             cpu_us: stat(&samples.cpus),
+                            p99_us: (samples.p99s.len() == samples.rates.len())
+                                .then(|| stat(&samples.p99s)),
                         })
                     })
                 })
@@ -162,6 +170,12 @@ pub fn summarize(json: &str) -> anyhow::Result<Summary> {
         servers,
         scenarios,
     })
+}
+
+fn has_flag(file: &File, scenario: &str, flag: &str) -> bool {
+    file.scenarios
+        .get(scenario)
+        .is_some_and(|flags| flags.iter().any(|f| f.as_str() == Some(flag)))
 }
 
 /// Median as compare.py's `statistics.median`: the mean of the middle two for an even count.
@@ -189,12 +203,12 @@ mod tests {
         "scenarios": {"pingpong": ["--pipeline", "1", "--rate", 20000],
                       "churn": ["--requests-per-conn", "4"]},
         "runs": [
-            {"server": "engine", "scenario": "pingpong", "ok": true, "rate": 100.0, "cpu_us_per_unit": 3.0},
+            {"server": "engine", "scenario": "pingpong", "ok": true, "rate": 100.0, "cpu_us_per_unit": 3.0, "p99_us": 30},
             {"server": "tokio", "scenario": "pingpong", "ok": true, "rate": 80.0, "cpu_us_per_unit": 4.0},
-            {"server": "engine", "scenario": "pingpong", "ok": true, "rate": 300.0, "cpu_us_per_unit": 1.0},
+            {"server": "engine", "scenario": "pingpong", "ok": true, "rate": 300.0, "cpu_us_per_unit": 1.0, "p99_us": 10},
             {"server": "engine", "scenario": "pingpong", "ok": false, "rate": 9999.0, "cpu_us_per_unit": 99.0},
             {"server": "tokio", "scenario": "pingpong", "ok": false, "loadgen_exit": 1},
-            {"server": "engine", "scenario": "pingpong", "ok": true, "rate": 200.0, "cpu_us_per_unit": 2.0},
+            {"server": "engine", "scenario": "pingpong", "ok": true, "rate": 200.0, "cpu_us_per_unit": 2.0, "p99_us": 50},
             {"server": "engine", "scenario": "churn", "ok": true, "rate": 10.0, "cpu_us_per_unit": 50.0},
             {"server": "engine", "scenario": "churn", "ok": true, "rate": 30.0, "cpu_us_per_unit": 40.0},
             {"server": "tokio", "scenario": "churn", "ok": false},
@@ -217,6 +231,7 @@ mod tests {
 
         let pingpong = &summary.scenarios[0];
         assert!(!pingpong.per_connection);
+        assert!(pingpong.fixed_rate);
         // The failed run's 9999 replies/s is left out.
         let engine = Measured {
             runs: 3,
@@ -230,6 +245,11 @@ mod tests {
                 min: 1.0,
                 max: 3.0,
             },
+            p99_us: Some(Stat {
+                median: 30.0,
+                min: 10.0,
+                max: 50.0,
+            }),
         };
         assert_eq!(pingpong.cells[0], Some(Cell::Measured(engine)));
         let Some(Cell::Measured(tokio)) = pingpong.cells[1] else {
@@ -240,11 +260,14 @@ mod tests {
 
         let churn = &summary.scenarios[1];
         assert!(churn.per_connection);
+        assert!(!churn.fixed_rate);
         let Some(Cell::Measured(engine)) = churn.cells[0] else {
             panic!("engine has ok churn runs: {:?}", churn.cells[0]);
         };
         // Even count: the mean of the middle two.
         assert_eq!((engine.rate.median, engine.cpu_us.median), (20.0, 45.0));
+        // Runs without a p99 give the cell none.
+        assert_eq!(engine.p99_us, None);
         assert_eq!(churn.cells[1], Some(Cell::Failed { runs: 2 }));
         assert_eq!(churn.cells[2], Some(Cell::Failed { runs: 1 }));
     }

@@ -30,7 +30,7 @@ pub const QUEUED_BYTES_DEFAULT: usize = 256 * 1024;
 pub const QUEUED_BYTES_MIN: usize = 64 * 1024;
 /// Cores: the metrics array and the user_data layout bound it.
 pub const CORES_MAX: u16 = 256;
-/// Completions a batched wait gathers at most before it returns (see [`Config::batch_wait`]).
+/// Completions a batched wait gathers at most before it returns (see [`Config::batching`], fixed windows).
 pub const BATCH_WANT: u32 = 64;
 /// The longest batch wait accepted: it is added latency.
 pub const BATCH_WAIT_MAX: Duration = Duration::from_millis(1);
@@ -40,6 +40,8 @@ pub const TIMEOUT_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60);
 pub const READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 pub const SHUTDOWN_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// Whether waits gather completions by default (see README: measured).
+pub const BATCHING_DEFAULT: Batching = Batching::Off;
 /// How recvs take provided buffers by default (see README, design notes: measured).
 pub const CONSUMPTION_DEFAULT: Consumption = Consumption::Whole;
 /// Whether rings are entered through a registered fd by default (see README: measured).
@@ -51,6 +53,26 @@ pub const FD_RESERVE: u64 = 1024;
 const _: () = assert!(CONNECTIONS_PER_CORE_DEFAULT_MAX <= CONNECTIONS_PER_CORE_MAX);
 const _: () = assert!(BUFFERS_DEFAULT <= BUFFERS_MAX && BUFFERS_DEFAULT.is_power_of_two());
 const _: () = assert!(RING_ENTRIES_DEFAULT.is_power_of_two());
+
+/// Whether and how a core's wait gathers completions before handling them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Batching {
+    /// Every wait returns at the first completion.
+    Off,
+    /// Every wait gathers for `wait_us` (fewer wake-ups, that much added latency).
+    Fixed { wait_us: u32 },
+    /// A window sized from the arrival rate each core sees, at most `budget_us`, and none when
+    /// it would gather too little (see `core::batch`).
+    Adaptive { budget_us: u32, target: u32 },
+}
+
+/// The adaptive window's default latency budget.
+pub const BATCH_BUDGET_DEFAULT: Duration = Duration::from_micros(100);
+/// Completions an adaptive window asks for: by default, and the range accepted (one is no
+/// batching; more than a ring's worth never arrives in a window).
+pub const BATCH_TARGET_DEFAULT: u32 = 16;
+pub const BATCH_TARGET_MIN: u32 = 2;
+pub const BATCH_TARGET_MAX: u32 = 1024;
 
 /// What the engine does with each close's classification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +101,7 @@ pub struct Config {
     pub(crate) tcp_user_timeout: Option<Duration>,
     pub(crate) close_log: Option<PathBuf>,
     pub(crate) classify: ClassifyMode,
-    pub(crate) batch_wait: Option<Duration>,
+    pub(crate) batching: Batching,
     pub(crate) ring_entries: u32,
     pub(crate) buffers: u16,
     pub(crate) buffer_size: u32,
@@ -89,7 +111,6 @@ pub struct Config {
     pub(crate) log_drops: Option<LogDrops>,
     pub(crate) consumption: Consumption,
     pub(crate) register_ring_fd: bool,
-    pub(crate) send_zc_min: Option<usize>,
 }
 
 impl fmt::Debug for Config {
@@ -120,7 +141,7 @@ impl Default for Config {
             tcp_user_timeout: None,
             close_log: None,
             classify: ClassifyMode::Log,
-            batch_wait: None,
+            batching: BATCHING_DEFAULT,
             ring_entries: RING_ENTRIES_DEFAULT,
             buffers: BUFFERS_DEFAULT,
             buffer_size: BUFFER_SIZE_DEFAULT,
@@ -130,7 +151,6 @@ impl Default for Config {
             log_drops: None,
             consumption: CONSUMPTION_DEFAULT,
             register_ring_fd: REGISTER_RING_FD_DEFAULT,
-            send_zc_min: None,
         }
     }
 }
@@ -197,10 +217,10 @@ impl Config {
         self
     }
 
-    /// Gather completions this long before handling them: fewer wake-ups at moderate load for
-    /// at most this much added latency (Linux 6.12+; ignored on older kernels).
-    pub fn batch_wait(mut self, wait: Option<Duration>) -> Config {
-        self.batch_wait = wait;
+    /// Whether waits gather completions before handling them: fewer wake-ups at moderate load
+    /// for some added latency (Linux 6.12+; ignored on older kernels).
+    pub fn batching(mut self, batching: Batching) -> Config {
+        self.batching = batching;
         self
     }
 
@@ -249,13 +269,6 @@ impl Config {
         self
     }
 
-    /// Send batches of at least this many bytes with IORING_OP_SEND_ZC (Linux 6.0+; `None`:
-    /// never). On loopback the kernel copies anyway.
-    pub fn send_zero_copy_from(mut self, bytes: Option<usize>) -> Config {
-        self.send_zc_min = bytes;
-        self
-    }
-
     /// Reports log lines dropped by a lossy log writer on `/metrics`.
     pub fn log_drops(mut self, counter: LogDrops) -> Config {
         self.log_drops = Some(counter);
@@ -280,9 +293,22 @@ impl Config {
                 return Err(ConfigError::Timeout { what, value });
             }
         }
-        if let Some(wait) = self.batch_wait {
+        let wait_us = match self.batching {
+            Batching::Off => None,
+            Batching::Fixed { wait_us }
+            | Batching::Adaptive {
+                budget_us: wait_us, ..
+            } => Some(wait_us),
+        };
+        if let Some(wait_us) = wait_us {
+            let wait = Duration::from_micros(u64::from(wait_us));
             if wait.is_zero() || wait > BATCH_WAIT_MAX {
                 return Err(ConfigError::BatchWait { wait });
+            }
+        }
+        if let Batching::Adaptive { target, .. } = self.batching {
+            if !(BATCH_TARGET_MIN..=BATCH_TARGET_MAX).contains(&target) {
+                return Err(ConfigError::BatchTarget { target });
             }
         }
         if matches!(self.cores, Some(cores) if cores == 0 || cores > CORES_MAX) {
@@ -323,6 +349,7 @@ impl Config {
 pub enum ConfigError {
     Timeout { what: &'static str, value: Duration },
     BatchWait { wait: Duration },
+    BatchTarget { target: u32 },
     Cores { cores: u16 },
     RingEntries { entries: u32 },
     Buffers { count: u16 },
@@ -347,6 +374,10 @@ impl fmt::Display for ConfigError {
                 "batch wait {} must be between 1us and {}",
                 human(wait),
                 human(&BATCH_WAIT_MAX)
+            ),
+            ConfigError::BatchTarget { target } => write!(
+                f,
+                "batch target {target} must be between {BATCH_TARGET_MIN} and {BATCH_TARGET_MAX}"
             ),
             ConfigError::Cores { cores } => {
                 write!(f, "cores {cores} must be between 1 and {CORES_MAX}")
@@ -385,15 +416,13 @@ pub(crate) struct Settings {
     pub shutdown_timeout_us: u64,
     pub classify: ClassifyMode,
     pub ring_entries: u32,
-    /// Microseconds a wait gathers completions (0: off).
-    pub batch_wait_us: u32,
+    pub batching: Batching,
     pub buffers: u16,
     pub buffer_size: u32,
     pub max_connections: u32,
     pub max_queued_bytes: usize,
     pub consumption: Consumption,
     pub register_ring_fd: bool,
-    pub send_zc_min: Option<usize>,
 }
 
 impl Settings {
@@ -406,14 +435,13 @@ impl Settings {
             shutdown_timeout_us: us(config.shutdown_timeout),
             classify: config.classify,
             ring_entries: config.ring_entries,
-            batch_wait_us: config.batch_wait.map_or(0, |d| d.as_micros() as u32),
+            batching: config.batching,
             buffers: config.buffers,
             buffer_size: config.buffer_size,
             max_connections,
             max_queued_bytes: config.max_queued_bytes,
             consumption: config.consumption,
             register_ring_fd: config.register_ring_fd,
-            send_zc_min: config.send_zc_min,
         }
     }
 }
@@ -429,15 +457,29 @@ mod tests {
 
     #[test]
     fn every_bound_is_checked_and_named() {
-        let cases: [(Config, &str); 9] = [
+        let cases: [(Config, &str); 11] = [
             (Config::new().idle_timeout(Duration::ZERO), "idle timeout"),
             (
                 Config::new().read_timeout(Duration::from_secs(8 * 24 * 3600)),
                 "read timeout",
             ),
             (
-                Config::new().batch_wait(Some(Duration::from_millis(5))),
+                Config::new().batching(Batching::Fixed { wait_us: 5000 }),
                 "batch wait",
+            ),
+            (
+                Config::new().batching(Batching::Adaptive {
+                    budget_us: 0,
+                    target: 16,
+                }),
+                "batch wait",
+            ),
+            (
+                Config::new().batching(Batching::Adaptive {
+                    budget_us: 100,
+                    target: 1,
+                }),
+                "batch target 1",
             ),
             (Config::new().cores(0), "cores 0"),
             (Config::new().ring_entries(100), "ring entries 100"),

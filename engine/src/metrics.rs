@@ -34,11 +34,6 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
-
-    /// Sets the value (for a count kept elsewhere, copied in by the owning core).
-    pub fn set(&self, value: u64) {
-        self.0.store(value, Ordering::Relaxed);
-    }
 }
 
 /// The accept errnos given their own label; the rest count as "other".
@@ -65,8 +60,9 @@ pub struct CoreMetrics {
     pub bytes_sent: Counter,
     pub rearm_enobufs: Counter,
     pub rearm_overflow: Counter,
-    pub zero_copy_sends: Counter,
-    pub zero_copy_copied: Counter,
+    /// Passes of the event loop (each one wait on the ring) and the completions they handled.
+    pub waits: Counter,
+    pub completions: Counter,
     pub accept_errors: [Counter; ACCEPT_ERROR_LABELS],
 }
 
@@ -239,21 +235,21 @@ fn families(cores: &[CoreMetrics], log_lines_dropped: u64) -> [Family; 12] {
             "Multishot recvs armed again after a final completion that was not a close.",
             rearms,
         ),
+        Family::counter(
+            "engine_waits_total",
+            "Waits on the ring (passes of the event loops); fewer for the same work means fewer wake-ups.",
+            sum(|c| &c.waits),
+        ),
+        Family::counter(
+            "engine_completions_total",
+            "Completions (CQEs) the event loops handled.",
+            sum(|c| &c.completions),
+        ),
         Family::labelled(
             "engine_accept_errors_total",
             "counter",
             "Failed accepts, by errno.",
             accept_error_samples(cores),
-        ),
-        Family::counter(
-            "engine_send_zc_total",
-            "Sends made with IORING_OP_SEND_ZC (--send-zc-min).",
-            sum(|c| &c.zero_copy_sends),
-        ),
-        Family::counter(
-            "engine_send_zc_copied_total",
-            "Zero-copy sends the kernel copied anyway (IORING_SEND_ZC_REPORT_USAGE).",
-            sum(|c| &c.zero_copy_copied),
         ),
         Family::counter(
             "engine_log_lines_dropped_total",
@@ -283,6 +279,8 @@ mod tests {
         cores[0].count_accept_error(libc::EMFILE);
         cores[0].count_accept_error(libc::EBADF);
         cores[1].count_rearm(Rearm::Enobufs);
+        cores[0].completions.add(7);
+        cores[1].completions.add(5);
         let admin = [CoreMetrics::default()];
         admin[0].closed[Cause::LocalClose.index()].add(2);
         let text = render(&cores, &admin, 3);
@@ -294,6 +292,8 @@ mod tests {
             "engine_accept_errors_total{errno=\"other\"} 1",
             "engine_recv_rearms_total{reason=\"enobufs\"} 1",
             "engine_recv_rearms_total{reason=\"overflow\"} 0",
+            "engine_completions_total 12",
+            "engine_waits_total 0",
             "engine_log_lines_dropped_total 3",
             "engine_admin_connections_closed_total{cause=\"local_close\"} 2",
             "engine_admin_connections_closed_total{cause=\"peer_fin\"} 0",

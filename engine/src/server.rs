@@ -215,33 +215,15 @@ impl Server {
         let cores_metrics = shared.metrics.clone();
         let Cores { wakes, mut threads } =
             spawn_cores(listeners, &cpus, shared, &events, ready_tx.clone())?;
-        let (mut admin, mut admin_core_handle) = (None, None);
-        if let Some(listener) = admin_listener {
-            admin = Some(
-                socket::local_addr(&listener).map_err(|error| StartError::Io {
-                    what: "getsockname",
-                    error,
-                })?,
-            );
-            let wake = Arc::new(socket::eventfd().map_err(|error| StartError::Io {
-                what: "eventfd",
-                error,
-            })?);
-            let admin_stop = Arc::new(AtomicBool::new(false));
-            let setup = admin_core(
-                &config,
-                cores,
-                listener,
-                cores_metrics,
-                wake.clone(),
-                admin_stop.clone(),
-            );
-            threads.push(spawn_core(setup, events.clone(), ready_tx)?);
-            admin_core_handle = Some(AdminCore {
-                stop: admin_stop,
-                wake,
-            });
-        }
+        let (admin, admin_core_handle) = match admin_listener {
+            Some(listener) => {
+                let (addr, core, thread) =
+                    spawn_admin(&config, cores, listener, cores_metrics, &events, ready_tx)?;
+                threads.push(thread);
+                (Some(addr), Some(core))
+            }
+            None => (None, None),
+        };
         let mut server = Server {
             listen,
             admin,
@@ -539,6 +521,29 @@ fn bind_admin(config: &Config) -> Result<Option<OwnedFd>, StartError> {
         .map_err(|error| StartError::Admin { addr, error })
 }
 
+/// Starts the admin core (after the serving cores: it is given the id after theirs).
+fn spawn_admin(
+    config: &Config,
+    cores: usize,
+    listener: OwnedFd,
+    metrics: Arc<[CoreMetrics]>,
+    events: &Sender<Event>,
+    ready: Ready,
+) -> Result<(SocketAddr, AdminCore, JoinHandle<()>), StartError> {
+    let addr = socket::local_addr(&listener).map_err(|error| StartError::Io {
+        what: "getsockname",
+        error,
+    })?;
+    let wake = Arc::new(socket::eventfd().map_err(|error| StartError::Io {
+        what: "eventfd",
+        error,
+    })?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let setup = admin_core(config, cores, listener, metrics, wake.clone(), stop.clone());
+    let thread = spawn_core(setup, events.clone(), ready)?;
+    Ok((addr, AdminCore { stop, wake }, thread))
+}
+
 /// The core that serves `/metrics` with the engine's HTTP protocol: the engine's timeouts,
 /// its own small limits, counters of its own, no close-log lines (the log is the served
 /// connections' record), not pinned.
@@ -554,7 +559,7 @@ fn admin_core(
     settings.ring_entries = admin::ADMIN_RING_ENTRIES;
     settings.buffers = admin::ADMIN_BUFFERS;
     settings.buffer_size = admin::ADMIN_BUFFER_SIZE;
-    settings.batch_wait_us = 0;
+    settings.batching = crate::config::Batching::Off;
     let own: Arc<[CoreMetrics]> = Arc::new([CoreMetrics::default()]);
     let handler = admin::Metrics {
         cores,

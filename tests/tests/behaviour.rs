@@ -410,7 +410,7 @@ fn sigterm_under_load_flushes_and_records_every_reply() {
 fn a_client_that_never_reads_does_not_stall_others() {
     const STUCK: u64 = 0x5_0001;
     const SERVED: u64 = 0x5_0002;
-    let engine = Engine::start(&[
+    let engine = Engine::start_for_memory_bound(&[
         // Small, yet above the floor of one largest reply (3 + 65535 bytes).
         "--max-queued-bytes",
         "131072",
@@ -421,7 +421,7 @@ fn a_client_that_never_reads_does_not_stall_others() {
         "--read-timeout",
         "30s",
     ]);
-    let rss_before_kb = rss_kb(engine.pid());
+    let rss_before_kb = engine.rss_kb();
     let mut stuck = engine.connect();
     stuck.set_recv_buffer(4096);
     stuck.send_hello(STUCK);
@@ -437,7 +437,7 @@ fn a_client_that_never_reads_does_not_stall_others() {
     );
     // Bounded: the queued replies (--max-queued-bytes) and what arrived before reading paused,
     // not the megabytes the client tried to send.
-    let grown_kb = rss_kb(engine.pid()).saturating_sub(rss_before_kb);
+    let grown_kb = engine.rss_kb().saturating_sub(rss_before_kb);
     eprintln!("never-reading client: wrote {written} bytes, engine RSS grew {grown_kb} kB");
     assert!(
         grown_kb < 32 * 1024,
@@ -574,14 +574,4 @@ fn sigterm_gives_up_on_a_client_that_never_reads() {
     let record = engine.wait_record_for_tag(STUCK, Duration::ZERO);
     assert_fields(&record, &[("cause", json!("shutdown"))]);
     drop(stuck);
-}
-
-/// The resident set of a process, from /proc.
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status")
 }

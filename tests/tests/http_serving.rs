@@ -100,20 +100,11 @@ fn a_request_split_anywhere_gives_the_same_answer() {
     );
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS")
-}
-
 #[test]
 fn a_client_that_never_reads_keeps_memory_bounded_and_others_served() {
     // A small receive ring (1 MiB), so that what the bound measures is what the engine queues.
-    let engine = Engine::start(&["--protocol", "http", "--buffers", "64"]);
-    let before_kb = rss_kb(engine.pid());
+    let engine = Engine::start_for_memory_bound(&["--protocol", "http", "--buffers", "64"]);
+    let before_kb = engine.rss_kb();
     let mut flooder = HttpClient::connect(engine.listen);
     flooder.stream.set_nonblocking(true).unwrap();
     let burst: Vec<u8> = (0..64).flat_map(|_| get("/pipeline", "")).collect();
@@ -125,7 +116,7 @@ fn a_client_that_never_reads_keeps_memory_bounded_and_others_served() {
             Err(_) => thread::sleep(Duration::from_millis(5)), // the engine stopped reading
         }
     }
-    let grown_kb = rss_kb(engine.pid()).saturating_sub(before_kb);
+    let grown_kb = engine.rss_kb().saturating_sub(before_kb);
     assert!(
         grown_kb <= FLOOD_RSS_GROWTH_MAX_KB,
         "RSS grew {grown_kb} KB after {sent} bytes of requests never read"

@@ -59,8 +59,6 @@ pub struct Outbox {
     in_flight: Option<SendId>,
     /// The rest of a batch the kernel took in part, to be sent next.
     rest: Option<SendBuf>,
-    /// A send was taken in part: the peer's window is the limit here (no zero-copy sends then).
-    pub window_limited: bool,
 }
 
 /// How a send completion left the replies.
@@ -145,7 +143,6 @@ impl Outbox {
         }
         self.batch_unsent = buf.unsent_len();
         if buf.unsent_len() > 0 {
-            self.window_limited = true;
             self.rest = Some(buf);
             return Ok(Sent {
                 bytes: res as usize,

@@ -12,6 +12,7 @@
 //! - `drain`: shutdown, and what is left when a core must stop at once.
 
 mod accept;
+mod batch;
 mod close;
 mod drain;
 mod recv;
@@ -28,15 +29,16 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::classify::Rearm;
-use crate::config::{Settings, BATCH_WANT, CQ_PER_SQ};
+use crate::config::{Settings, CQ_PER_SQ};
 use crate::conn::{Action, Conn, Facts, Pool};
 use crate::metrics::CoreMetrics;
 use crate::protocol_api::{Context, Protocol};
 use crate::record::CloseLogSender;
-use crate::sys::{socket, Batch, Completion, Op, Ring, RingError, RingMode};
+use crate::sys::{socket, Completion, Op, Ring, RingError, RingMode};
 use crate::timers::Deadlines;
 use crate::token::Token;
 
+use batch::Batcher;
 pub(crate) use close::Records;
 pub(crate) use drain::Drain;
 
@@ -85,7 +87,7 @@ pub(crate) struct Core<P: Protocol> {
     metrics_slot: usize,
     records: Records,
     drain: Option<Drain>,
-    batch: Option<Batch>,
+    batcher: Batcher,
 }
 
 impl<P: Protocol> Core<P> {
@@ -98,10 +100,6 @@ impl<P: Protocol> Core<P> {
         }
         let settings = setup.settings;
         let sq_entries = settings.ring_entries;
-        let batch = (settings.batch_wait_us > 0).then_some(Batch {
-            want: BATCH_WANT,
-            min_wait_us: settings.batch_wait_us,
-        });
         let mut ring = Ring::new(sq_entries, CQ_PER_SQ * sq_entries)?;
         let consumption =
             ring.provide_buffers_as(settings.buffers, settings.buffer_size, settings.consumption)?;
@@ -129,9 +127,9 @@ impl<P: Protocol> Core<P> {
             records: Records::new(setup.close_log),
             metrics: setup.metrics,
             metrics_slot: setup.metrics_slot,
+            batcher: Batcher::new(settings.batching),
             settings,
             drain: None,
-            batch,
         })
     }
 
@@ -157,12 +155,14 @@ impl<P: Protocol> Core<P> {
         self.ring
             .poll_readable(&*self.wake, Token::GLOBAL.encode())?;
         loop {
-            self.ring.submit_and_wait(self.wait_timeout(), self.batch)?;
+            let batch = self.batcher.next(self.conns.len());
+            self.ring.submit_and_wait(self.wait_timeout(), batch)?;
             self.now_us = self.epoch.elapsed().as_micros() as u64;
-            self.handle_completions()?;
-            if self.settings.send_zc_min.is_some() {
-                self.count_zero_copy();
-            }
+            let reaped = self.handle_completions()?;
+            self.batcher.observe(reaped, self.now_us);
+            let metrics = &self.metrics[self.metrics_slot];
+            metrics.waits.add(1);
+            metrics.completions.add(reaped as u64);
             self.on_timers()?;
             self.rearm_starved()?;
             self.flush()?;
@@ -195,9 +195,11 @@ impl<P: Protocol> Core<P> {
         Some(Duration::from_micros(next.saturating_sub(now)))
     }
 
-    fn handle_completions(&mut self) -> io::Result<()> {
+    /// Handles every ready completion; returns how many there were.
+    fn handle_completions(&mut self) -> io::Result<usize> {
         let mut completions = std::mem::take(&mut self.completions);
         self.ring.reap(&mut completions);
+        let reaped = completions.len();
         let mut pending = completions.drain(..);
         let result = pending.try_for_each(|mut completion| self.on_completion(&mut completion));
         // On an error, the rest still give their buffers back.
@@ -205,7 +207,7 @@ impl<P: Protocol> Core<P> {
             self.ring.consume_buffers(&mut completion, |_| ());
         }
         self.completions = completions;
-        result
+        result.map(|()| reaped)
     }
 
     fn on_completion(&mut self, completion: &mut Completion) -> io::Result<()> {

@@ -24,30 +24,13 @@ impl<P: Protocol> Core<P> {
             }
             if let Some(batch) = conn.out.next_batch() {
                 let token = Token::new(slot, generation).encode();
-                let zero_copy = self
-                    .settings
-                    .send_zc_min
-                    .is_some_and(|min| batch.unsent_len() >= min)
-                    && self.ring.supports_send_zc();
-                let id = if zero_copy {
-                    self.ring.send_zc(&conn.fd, batch, token)?
-                } else {
-                    self.ring.send(&conn.fd, batch, token)?
-                };
+                let id = self.ring.send(&conn.fd, batch, token)?;
                 conn.out.started(id);
             }
         }
         list.clear();
         self.flush_list = list;
         Ok(())
-    }
-
-    /// Copies the ring's zero-copy send counts into the core's metrics.
-    pub(super) fn count_zero_copy(&self) {
-        let (sent, copied) = self.ring.zero_copy_sends();
-        let metrics = &self.metrics[self.metrics_slot];
-        metrics.zero_copy_sends.set(sent);
-        metrics.zero_copy_copied.set(copied);
     }
 
     pub(super) fn on_send(&mut self, completion: &mut Completion) -> io::Result<()> {

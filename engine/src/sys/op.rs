@@ -16,7 +16,7 @@ pub enum Op {
     Accept,
     /// A multishot recv on the ring's provided buffers: each completion may carry a buffer.
     Recv,
-    /// A send (plain or zero-copy): its completion hands the bytes back.
+    /// A send: its completion hands the bytes back.
     Send,
     /// An async cancel; the cancelled operation's own final completion follows separately.
     Cancel,
@@ -24,33 +24,25 @@ pub enum Op {
     Poll,
 }
 
-/// The SQE kinds this layer issues (a zero-copy send completes twice: result, then notification).
+/// The SQE kinds this layer issues.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum Tag {
     Accept,
     Recv,
     Send,
-    SendZc,
     Cancel,
     Poll,
 }
 
 impl Tag {
-    const ALL: [Tag; 6] = [
-        Tag::Accept,
-        Tag::Recv,
-        Tag::Send,
-        Tag::SendZc,
-        Tag::Cancel,
-        Tag::Poll,
-    ];
+    const ALL: [Tag; 5] = [Tag::Accept, Tag::Recv, Tag::Send, Tag::Cancel, Tag::Poll];
 
     /// The operation a caller sees.
     pub const fn op(self) -> Op {
         match self {
             Tag::Accept => Op::Accept,
             Tag::Recv => Op::Recv,
-            Tag::Send | Tag::SendZc => Op::Send,
+            Tag::Send => Op::Send,
             Tag::Cancel => Op::Cancel,
             Tag::Poll => Op::Poll,
         }
@@ -92,7 +84,6 @@ mod tests {
         }
         assert_eq!(decode(0), None);
         assert_eq!(decode(u64::MAX), None);
-        assert_eq!(Tag::SendZc.op(), Op::Send);
     }
 
     #[test]

@@ -84,10 +84,6 @@ pub struct Batch {
 /// The id of the next ring set up in this process (completions and buffers name their ring).
 static NEXT_RING_ID: AtomicU32 = AtomicU32::new(0);
 
-/// From include/uapi/linux/io_uring.h: ask the notification to say whether the kernel copied.
-const IORING_SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
-const IORING_NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
-
 /// The buffer group id of a ring's provided buffers (one group per ring).
 const BUFFER_GROUP: u16 = 0;
 
@@ -117,10 +113,6 @@ pub struct Ring {
     ring_ref: RingRef,
     /// The raw CQEs of one reap (kept for their capacity).
     cqes: Vec<(u64, i32, u32)>,
-    /// IORING_OP_SEND_ZC is supported.
-    send_zc: bool,
-    zc_notified: u64,
-    zc_copied: u64,
 }
 
 impl fmt::Debug for Ring {
@@ -165,12 +157,8 @@ impl Ring {
             recvs_armed: 0,
             ring_ref: RingRef::Fd(ring_fd),
             cqes: Vec::with_capacity(cq_entries as usize),
-            send_zc: false,
-            zc_notified: 0,
-            zc_copied: 0,
         };
-        let mut ring = ring;
-        ring.send_zc = ring.check_support()?;
+        ring.check_support()?;
         Ok(ring)
     }
 
@@ -242,9 +230,8 @@ impl Ring {
         self.bufs.as_ref().map_or(0, BufRing::count)
     }
 
-    /// Checks the kernel floor and the opcodes the engine needs; returns whether the optional
-    /// IORING_OP_SEND_ZC is there too.
-    fn check_support(&self) -> Result<bool, RingError> {
+    /// Checks the kernel floor and the opcodes the engine needs.
+    fn check_support(&self) -> Result<(), RingError> {
         let release = super::socket::kernel_release();
         if !release_at_least(&release, KERNEL_MIN) {
             return Err(RingError::KernelTooOld { release });
@@ -269,7 +256,7 @@ impl Ring {
                 return Err(RingError::MissingOpcode { name, since });
             }
         }
-        Ok(probe.is_supported(opcode::SendZc::CODE))
+        Ok(())
     }
 
     /// Queues one SQE, submitting first if the SQ is full.
@@ -323,61 +310,13 @@ impl Ring {
     /// Sends the unsent bytes of `buf` (MSG_NOSIGNAL is implied for io_uring sends). The ring
     /// keeps `buf` until the send's completion hands it back ([`Completion::take_sent`]).
     pub fn send(&mut self, socket: &impl AsFd, buf: SendBuf, user_data: u64) -> io::Result<SendId> {
-        self.push_send(socket, buf, user_data, false)
-    }
-
-    /// Like [`Ring::send`] with IORING_OP_SEND_ZC (Linux 6.0): the kernel sends from `buf`
-    /// without copying it where the device allows. The caller's completion comes with the
-    /// send's result, as for a plain send; the ring keeps the bytes until the kernel's later
-    /// notification says it is done with them (the caller gets a copy of a partly sent batch, to
-    /// send the rest from). [`Ring::zero_copy_sends`] counts them and those the kernel copied.
-    pub fn send_zc(
-        &mut self,
-        socket: &impl AsFd,
-        buf: SendBuf,
-        user_data: u64,
-    ) -> io::Result<SendId> {
-        self.push_send(socket, buf, user_data, true)
-    }
-
-    /// Whether the kernel has IORING_OP_SEND_ZC.
-    pub fn supports_send_zc(&self) -> bool {
-        self.send_zc
-    }
-
-    /// Zero-copy sends notified so far, and how many of them the kernel copied anyway
-    /// (IORING_SEND_ZC_REPORT_USAGE).
-    pub fn zero_copy_sends(&self) -> (u64, u64) {
-        (self.zc_notified, self.zc_copied)
-    }
-
-    fn push_send(
-        &mut self,
-        socket: &impl AsFd,
-        buf: SendBuf,
-        user_data: u64,
-        zero_copy: bool,
-    ) -> io::Result<SendId> {
-        assert!(
-            !zero_copy || self.send_zc,
-            "IORING_OP_SEND_ZC is not supported here"
-        );
-        let (id, ptr, len) = self.sends.insert(user_data, buf, zero_copy);
+        let (id, ptr, len) = self.sends.insert(user_data, buf);
         let len = u32::try_from(len).expect("send length fits u32");
-        let fd = types::Fd(socket.as_fd().as_raw_fd());
-        let entry = if zero_copy {
-            opcode::SendZc::new(fd, ptr, len)
-                .zc_flags(IORING_SEND_ZC_REPORT_USAGE)
-                .build()
-                .user_data(op::encode(Tag::SendZc, id.key))
-        } else {
-            opcode::Send::new(fd, ptr, len)
-                .build()
-                .user_data(op::encode(Tag::Send, id.key))
-        };
+        let entry = opcode::Send::new(types::Fd(socket.as_fd().as_raw_fd()), ptr, len)
+            .build()
+            .user_data(op::encode(Tag::Send, id.key));
         // SAFETY: the bytes live in `self.sends`, which neither frees nor changes them before
-        // this send's completion — for a zero-copy send, its notification — and leaks them if
-        // the ring is dropped first.
+        // this send's completion (and leaks them if the ring is dropped first).
         if let Err(error) = unsafe { self.push(&entry) } {
             // Never queued: the kernel has no reference to the bytes; give them back.
             drop(self.sends.complete(id.key, 0));
@@ -391,7 +330,6 @@ impl Ring {
         let target = match target {
             Target::Accept(user_data) => op::encode(Tag::Accept, user_data),
             Target::Recv(user_data) => op::encode(Tag::Recv, user_data),
-            Target::Send(id) if id.zero_copy => op::encode(Tag::SendZc, id.key),
             Target::Send(id) => op::encode(Tag::Send, id.key),
         };
         let entry = opcode::AsyncCancel::new(target)
@@ -464,7 +402,7 @@ impl Ring {
         self.cqes = cqes;
     }
 
-    /// What one CQE tells the caller (a zero-copy send's first CQE tells nothing yet).
+    /// What one CQE tells the caller.
     fn completion(&mut self, tag: Tag, payload: u64, res: i32, flags: u32) -> Option<Completion> {
         let mut completion = Completion {
             op: tag.op(),
@@ -490,27 +428,6 @@ impl Ring {
                 }
             }
             Tag::Send => {
-                let (user_data, buf) = self.sends.complete(payload, res);
-                completion.user_data = user_data;
-                completion.sent = Some(buf);
-            }
-            Tag::SendZc if cqueue::notif(flags) => {
-                // The kernel is done with the bytes: free them; the caller heard of the send.
-                self.zc_notified += 1;
-                if res as u32 & IORING_NOTIF_USAGE_ZC_COPIED != 0 {
-                    self.zc_copied += 1;
-                }
-                self.sends.release_zero_copy(payload);
-                return None;
-            }
-            // F_MORE: the result now (the caller's flow goes on), the bytes at the notification.
-            Tag::SendZc if cqueue::more(flags) => {
-                let (user_data, view) = self.sends.zero_copy_result(payload, res);
-                completion.user_data = user_data;
-                completion.sent = Some(view);
-            }
-            Tag::SendZc => {
-                // No notification follows (the send failed before using the bytes).
                 let (user_data, buf) = self.sends.complete(payload, res);
                 completion.user_data = user_data;
                 completion.sent = Some(buf);

@@ -60,17 +60,13 @@ impl SendBuf {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SendId {
     pub(super) key: u64,
-    pub(super) zero_copy: bool,
 }
 
 impl SendId {
     /// An id that names no send (for tests of code that tracks sends).
     #[cfg(test)]
     pub(crate) fn for_tests() -> SendId {
-        SendId {
-            key: u64::MAX,
-            zero_copy: false,
-        }
+        SendId { key: u64::MAX }
     }
 }
 
@@ -81,8 +77,6 @@ struct Entry {
     user_data: u64,
     seq: u32,
     buf: SendBuf,
-    /// A zero-copy send's result, kept from its first CQE until its notification.
-    zc_result: Option<i32>,
 }
 
 /// The sends of one ring that the kernel may still be reading.
@@ -105,12 +99,7 @@ impl InFlight {
 
     /// Keeps `buf` until the completion of the send keyed by the returned id; returns the bytes
     /// the SQE points to, which stay put because nothing else can reach the entry meanwhile.
-    pub fn insert(
-        &mut self,
-        user_data: u64,
-        buf: SendBuf,
-        zero_copy: bool,
-    ) -> (SendId, *const u8, usize) {
+    pub fn insert(&mut self, user_data: u64, buf: SendBuf) -> (SendId, *const u8, usize) {
         assert!(buf.unsent_len() > 0, "nothing to send");
         let seq = self.next_seq;
         self.next_seq = (seq + 1) & SEQ_MASK;
@@ -118,13 +107,11 @@ impl InFlight {
             user_data,
             seq,
             buf,
-            zc_result: None,
         });
         let index = u32::try_from(index).expect("fewer than 2^32 sends in flight");
         let unsent = self.sends[index as usize].buf.unsent();
         let id = SendId {
             key: u64::from(seq) << 32 | u64::from(index),
-            zero_copy,
         };
         (id, unsent.as_ptr(), unsent.len())
     }
@@ -133,46 +120,11 @@ impl InFlight {
     /// the kernel took.
     pub fn complete(&mut self, key: u64, res: i32) -> (u64, SendBuf) {
         let entry = self.remove(key);
-        assert!(
-            entry.zc_result.is_none(),
-            "send {key:#x} waits for its notification"
-        );
         let mut buf = entry.buf;
         if res > 0 {
             buf.advance(res as usize);
         }
         (entry.user_data, buf)
-    }
-
-    /// A zero-copy send's first CQE (a notification follows): the bytes stay here until it
-    /// comes. Returns the user_data and what the caller keeps: nothing if the kernel took
-    /// everything, else a copy of the batch advanced by `res` (not at all if it failed), to send
-    /// the rest from or count what left.
-    pub fn zero_copy_result(&mut self, key: u64, res: i32) -> (u64, SendBuf) {
-        let entry = self.get_mut(key);
-        assert!(entry.zc_result.is_none(), "two results for send {key:#x}");
-        entry.zc_result = Some(res);
-        let user_data = entry.user_data;
-        let taken = usize::try_from(res).unwrap_or(0);
-        if res >= 0 && taken == entry.buf.unsent_len() {
-            return (user_data, SendBuf::default()); // all taken: nothing left to send
-        }
-        // Partly sent, or failed: the caller needs the bytes (and how many left) to go on.
-        let mut rest = SendBuf {
-            bytes: entry.buf.bytes.clone(),
-            sent: entry.buf.sent,
-        };
-        rest.advance(taken);
-        (user_data, rest)
-    }
-
-    /// A zero-copy send's notification: the kernel is done with the bytes.
-    pub fn release_zero_copy(&mut self, key: u64) {
-        let entry = self.remove(key);
-        assert!(
-            entry.zc_result.is_some(),
-            "notification of send {key:#x} before its result"
-        );
     }
 
     fn get_mut(&mut self, key: u64) -> &mut Entry {
@@ -204,7 +156,7 @@ mod tests {
     #[test]
     fn a_send_comes_back_advanced_once() {
         let mut table = InFlight::new();
-        let (id, ptr, len) = table.insert(7, SendBuf::new(b"hello".to_vec()), false);
+        let (id, ptr, len) = table.insert(7, SendBuf::new(b"hello".to_vec()));
         assert_eq!(len, 5);
         assert!(!ptr.is_null());
         let (user_data, buf) = table.complete(id.key, 3);
@@ -212,7 +164,7 @@ mod tests {
         assert_eq!((buf.sent_len(), buf.unsent_len()), (3, 2));
         assert_eq!(table.len(), 0);
         // The rest goes out as a new send with a new key.
-        let (second, _, len) = table.insert(7, buf, false);
+        let (second, _, len) = table.insert(7, buf);
         assert_eq!(len, 2);
         assert_ne!(second, id);
     }
@@ -221,7 +173,7 @@ mod tests {
     #[should_panic(expected = "not in flight")]
     fn a_replayed_completion_is_refused() {
         let mut table = InFlight::new();
-        let (id, _, _) = table.insert(1, SendBuf::new(vec![1]), false);
+        let (id, _, _) = table.insert(1, SendBuf::new(vec![1]));
         let (_, buf) = table.complete(id.key, 1);
         drop(buf);
         table.complete(id.key, 1);
@@ -231,9 +183,9 @@ mod tests {
     #[should_panic(expected = "not in flight")]
     fn a_stale_key_for_a_reused_slot_is_refused() {
         let mut table = InFlight::new();
-        let (old, _, _) = table.insert(1, SendBuf::new(vec![1]), false);
+        let (old, _, _) = table.insert(1, SendBuf::new(vec![1]));
         table.complete(old.key, 1);
-        let (_new, _, _) = table.insert(2, SendBuf::new(vec![2]), false); // same slot, next sequence
+        let (_new, _, _) = table.insert(2, SendBuf::new(vec![2])); // same slot, next sequence
         table.complete(old.key, 1);
     }
 }

@@ -8,10 +8,10 @@ use clap::{Parser, ValueEnum};
 use engine::frame::MAX_FRAME_DEFAULT;
 use engine::sys::Consumption;
 use engine::{
-    ClassifyMode, Config, BATCH_WAIT_MAX, BUFFERS_DEFAULT, BUFFERS_MAX, BUFFER_SIZE_DEFAULT,
-    BUFFER_SIZE_MAX, BUFFER_SIZE_MIN, CONNECTIONS_PER_CORE_MAX, CORES_MAX, QUEUED_BYTES_DEFAULT,
-    QUEUED_BYTES_MIN, RING_ENTRIES_DEFAULT, RING_ENTRIES_MAX, RING_ENTRIES_MIN, TIMEOUT_MAX,
-    TIMEOUT_MIN,
+    Batching, ClassifyMode, Config, BATCH_TARGET_DEFAULT, BATCH_TARGET_MAX, BATCH_TARGET_MIN,
+    BATCH_WAIT_MAX, BUFFERS_DEFAULT, BUFFERS_MAX, BUFFER_SIZE_DEFAULT, BUFFER_SIZE_MAX,
+    BUFFER_SIZE_MIN, CONNECTIONS_PER_CORE_MAX, CORES_MAX, QUEUED_BYTES_DEFAULT, QUEUED_BYTES_MIN,
+    RING_ENTRIES_DEFAULT, RING_ENTRIES_MAX, RING_ENTRIES_MIN, TIMEOUT_MAX, TIMEOUT_MIN,
 };
 use protocol::http;
 
@@ -125,11 +125,19 @@ pub struct Args {
     /// per-close events, which RUST_LOG=info shows).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// After the first completion, gather more for up to this long before handling them: fewer
-    /// wake-ups at moderate load for at most this much added latency (e.g. 50us; Linux 6.12+,
-    /// ignored on older kernels). Off by default.
-    #[arg(long, value_parser = parse_batch_wait)]
-    pub batch_wait: Option<Duration>,
+    /// Whether a wait gathers completions before handling them (fewer wake-ups at moderate
+    /// load, for added latency; Linux 6.12+, ignored on older kernels): `off`; `adaptive`, a
+    /// window sized from the arrival rate each core sees, at most --batch-budget, and none when
+    /// idle, for a lone client, or when busy; or a fixed DURATION such as 200us.
+    #[arg(long, default_value = "off", value_parser = parse_batch_wait)]
+    pub batch_wait: BatchWait,
+    /// The longest an adaptive window gathers (its added latency at most).
+    #[arg(long, default_value = "100us", value_parser = parse_batch_budget)]
+    pub batch_budget: Duration,
+    /// How many completions an adaptive window waits for.
+    #[arg(long, default_value_t = BATCH_TARGET_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(BATCH_TARGET_MIN as i64..=BATCH_TARGET_MAX as i64))]
+    pub batch_target: u32,
     /// io_uring SQ entries per core (a power of two); the CQ gets four times as many.
     #[arg(long, default_value_t = RING_ENTRIES_DEFAULT, value_parser = parse_ring_entries)]
     pub ring_entries: u32,
@@ -139,10 +147,6 @@ pub struct Args {
     /// How recvs take provided buffers (a kernel without the mode asked for gets `whole`).
     #[arg(long, value_enum, default_value_t = BufferMode::Whole)]
     pub buffer_mode: BufferMode,
-    /// Send reply batches of at least this many bytes with IORING_OP_SEND_ZC (Linux 6.0+);
-    /// off by default (see README, design notes: on loopback the kernel copies anyway).
-    #[arg(long, value_name = "BYTES")]
-    pub send_zc_min: Option<usize>,
     /// How each core enters its ring.
     #[arg(long, value_enum, default_value_t = RingFd::Plain)]
     pub ring_fd: RingFd,
@@ -194,7 +198,16 @@ impl Args {
             .tcp_user_timeout(self.tcp_user_timeout)
             .close_log(self.close_log.clone())
             .classify(classify)
-            .batch_wait(self.batch_wait)
+            .batching(match self.batch_wait {
+                BatchWait::Off => Batching::Off,
+                BatchWait::Adaptive => Batching::Adaptive {
+                    budget_us: self.batch_budget.as_micros() as u32,
+                    target: self.batch_target,
+                },
+                BatchWait::Fixed(wait) => Batching::Fixed {
+                    wait_us: wait.as_micros() as u32,
+                },
+            })
             .ring_entries(self.ring_entries)
             .buffers(self.buffers, self.buffer_size)
             .max_queued_bytes(self.max_queued_bytes)
@@ -203,8 +216,7 @@ impl Args {
                 BufferMode::Bundle => Consumption::Bundles,
                 BufferMode::Incremental => Consumption::Incremental,
             })
-            .register_ring_fd(self.ring_fd == RingFd::Registered)
-            .send_zero_copy_from(self.send_zc_min);
+            .register_ring_fd(self.ring_fd == RingFd::Registered);
         if let Some(cores) = self.cores {
             config = config.cores(cores);
         }
@@ -290,7 +302,23 @@ fn parse_buffers(text: &str) -> Result<u16, String> {
     Ok(value as u16)
 }
 
-fn parse_batch_wait(text: &str) -> Result<Duration, String> {
+/// `--batch-wait`: off, adaptive, or a fixed window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchWait {
+    Off,
+    Adaptive,
+    Fixed(Duration),
+}
+
+fn parse_batch_wait(text: &str) -> Result<BatchWait, String> {
+    match text {
+        "off" => Ok(BatchWait::Off),
+        "adaptive" => Ok(BatchWait::Adaptive),
+        _ => parse_batch_budget(text).map(BatchWait::Fixed),
+    }
+}
+
+fn parse_batch_budget(text: &str) -> Result<Duration, String> {
     let duration = parse_duration(text)?;
     if duration.is_zero() || duration > BATCH_WAIT_MAX {
         return Err(format!(

@@ -1,5 +1,8 @@
 //! Draws a compare.py results JSON as one SVG: throughput and server CPU per reply of each
-//! server in each scenario. See `plot --help`.
+//! server in each scenario, or (`--tradeoff`) CPU per reply against p99 latency in the
+//! fixed-rate scenarios. See `plot --help`.
+
+mod tradeoff;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,14 +21,21 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 /// orders of magnitude, so every bar is its server's median over the ok runs divided by the
 /// best server's median in that scenario (best = 1.0; the most throughput, the least CPU);
 /// the whisker spans min to max and the number under the bar is the absolute median.
+///
+/// With --tradeoff: one panel per fixed-rate scenario, each server a point at its median p99
+/// latency and median CPU per reply; the engine's variants (e.g. batching windows) are joined
+/// into a curve, the peers are points.
 #[derive(Debug, Parser)]
 #[command(about, long_about)]
 struct Args {
     /// Results JSON written by compare.py, e.g. `benches/results/<date>-compare.json`.
     results: PathBuf,
-    /// Where to write the SVG [default: RESULTS with the extension .svg].
+    /// Where to write the SVG [default: RESULTS with the extension .svg, or -tradeoff.svg].
     #[arg(short, long, value_name = "SVG")]
     out: Option<PathBuf>,
+    /// Draw CPU per reply against p99 latency in the fixed-rate scenarios instead.
+    #[arg(long)]
+    tradeoff: bool,
 }
 
 fn main() -> ExitCode {
@@ -46,11 +56,14 @@ fn run(args: &Args) -> anyhow::Result<PathBuf> {
     let json = std::fs::read_to_string(&args.results)
         .with_context(|| format!("cannot read {}", args.results.display()))?;
     let summary = summarize(&json).with_context(|| args.results.display().to_string())?;
-    let svg = draw(&summary)?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| args.results.with_extension("svg"));
+    let (svg, default_out) = if args.tradeoff {
+        let stem = args.results.with_extension("");
+        let name = format!("{}-tradeoff.svg", stem.display());
+        (tradeoff::draw(&summary)?, PathBuf::from(name))
+    } else {
+        (draw(&summary)?, args.results.with_extension("svg"))
+    };
+    let out = args.out.clone().unwrap_or(default_out);
     std::fs::write(&out, svg).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(out)
 }
@@ -151,7 +164,12 @@ fn draw(summary: &Summary) -> anyhow::Result<String> {
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE)?;
-        draw_header(&root, summary)?;
+        let subtitle = format!(
+            "bar: median of {} ok runs relative to the scenario's best server (= 1.0); \
+             whisker: min-max; number below: absolute median",
+            run_counts(summary)
+        );
+        draw_header(&root, summary, &subtitle)?;
         let (_, body) = root.split_vertically(HEADER_HEIGHT);
         let (top, bottom) = body.split_vertically((HEIGHT - HEADER_HEIGHT) / 2);
         for (area, metric) in [top, bottom].iter().zip(&PANELS) {
@@ -162,16 +180,8 @@ fn draw(summary: &Summary) -> anyhow::Result<String> {
     Ok(svg)
 }
 
-fn draw_header(root: &DrawingArea<SVGBackend, Shift>, summary: &Summary) -> anyhow::Result<()> {
-    let m = &summary.machine;
-    let cpus = m
-        .cpus_online
-        .map(|n| format!(" ({n} CPUs)"))
-        .unwrap_or_default();
-    let title = format!(
-        "engine vs peers, {}, kernel {}, {}{cpus}, commit {}",
-        m.date, m.kernel, m.cpu_model, m.commit
-    );
+/// How many ok runs the cells are over: "11", or "9-11" when they differ.
+fn run_counts(summary: &Summary) -> String {
     let runs: Vec<usize> = summary
         .scenarios
         .iter()
@@ -182,14 +192,27 @@ fn draw_header(root: &DrawingArea<SVGBackend, Shift>, summary: &Summary) -> anyh
         })
         .collect();
     let (fewest, most) = (runs.iter().min(), runs.iter().max());
-    let runs = match (fewest, most) {
+    match (fewest, most) {
         (Some(a), Some(b)) if a == b => format!("{a}"),
         (Some(a), Some(b)) => format!("{a}-{b}"),
         _ => "no".to_owned(),
-    };
-    let subtitle = format!(
-        "bar: median of {runs} ok runs relative to the scenario's best server (= 1.0); \
-         whisker: min-max; number below: absolute median"
+    }
+}
+
+/// Title, subtitle and one legend row of every server's colour.
+fn draw_header(
+    root: &DrawingArea<SVGBackend, Shift>,
+    summary: &Summary,
+    subtitle: &str,
+) -> anyhow::Result<()> {
+    let m = &summary.machine;
+    let cpus = m
+        .cpus_online
+        .map(|n| format!(" ({n} CPUs)"))
+        .unwrap_or_default();
+    let title = format!(
+        "engine vs peers, {}, kernel {}, {}{cpus}, commit {}",
+        m.date, m.kernel, m.cpu_model, m.commit
     );
     let centre = Pos::new(HPos::Center, VPos::Top);
     let x = WIDTH as i32 / 2;
