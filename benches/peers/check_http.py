@@ -9,6 +9,7 @@ usage: check_http.py HOST:PORT [--limits]
             limits; hyper and nginx have their own, so without the flag they are only printed)
 """
 
+import argparse
 import random
 import socket
 import sys
@@ -268,6 +269,13 @@ def check_partial_writes(addr):
     sock.close()
 
 
+def host_port(text):
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return text
+
+
 CHECKS = [
     ("endpoints, one kept-alive connection", check_endpoints),
     ("HTTP/1.0 closes; 1.0 keep-alive stays", check_http10),
@@ -281,9 +289,13 @@ CHECKS = [
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    addr, limits = sys.argv[1], "--limits" in sys.argv[2:]
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\nusage:")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("addr", metavar="HOST:PORT", type=host_port, help="the server to check (loopback)")
+    parser.add_argument("--limits", action="store_true",
+                        help="also require 431 for a 20 KiB head and 413 for a 2 MiB body")
+    args = parser.parse_args()
+    addr, limits = args.addr, args.limits
     passed = failed = 0
     for name, check in CHECKS:
         started = time.monotonic()

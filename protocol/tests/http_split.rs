@@ -100,6 +100,25 @@ fn events(stream: &[u8], cuts: &[usize], limits: Limits) -> Vec<String> {
 }
 
 /// The nine request shapes the HttpArena fragmentation check sweeps, and the body each expects.
+/// Cut anywhere once, or between every byte, `stream` gives the output it gives whole.
+#[track_caller]
+fn assert_every_split_gives(stream: &[u8], limits: Limits, whole: &[u8]) {
+    let shown = String::from_utf8_lossy(stream);
+    for cut in 0..=stream.len() {
+        assert_eq!(
+            serve(stream, &[cut], limits),
+            whole,
+            "{shown:?} cut at {cut}"
+        );
+    }
+    let bytewise: Vec<usize> = (0..stream.len()).collect();
+    assert_eq!(
+        serve(stream, &bytewise, limits),
+        whole,
+        "{shown:?} bytewise"
+    );
+}
+
 fn arena_shapes() -> Vec<(String, &'static str)> {
     let post =
         "POST /baseline11?a=13&b=42 HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n";
@@ -138,19 +157,7 @@ fn every_single_split_of_the_arena_shapes() {
             text.ends_with(&format!("\r\n\r\n{body}")),
             "{request:?}: {text}"
         );
-        for cut in 0..=stream.len() {
-            assert_eq!(
-                serve(stream, &[cut], limits),
-                whole,
-                "{request:?} cut at {cut}"
-            );
-        }
-        let bytewise: Vec<usize> = (0..stream.len()).collect();
-        assert_eq!(
-            serve(stream, &bytewise, limits),
-            whole,
-            "{request:?} bytewise"
-        );
+        assert_every_split_gives(stream, limits, &whole);
     }
 }
 
@@ -277,19 +284,7 @@ fn every_single_split_of_invalid_streams() {
             "{input:?}: {text}"
         );
         assert!(text.ends_with("\n<close>"), "{input:?}: {text}");
-        for cut in 0..=stream.len() {
-            assert_eq!(
-                serve(stream, &[cut], limits),
-                whole,
-                "{input:?} cut at {cut}"
-            );
-        }
-        let bytewise: Vec<usize> = (0..stream.len()).collect();
-        assert_eq!(
-            serve(stream, &bytewise, limits),
-            whole,
-            "{input:?} bytewise"
-        );
+        assert_every_split_gives(stream, limits, &whole);
     }
 }
 

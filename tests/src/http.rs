@@ -1,13 +1,11 @@
 //! An HTTP/1.1 test client: writes raw request bytes (whole, in pieces, or garbage) and reads the
 //! responses back (parsed with `httparse`, bodies by Content-Length), or how the stream ended.
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use socket2::SockRef;
-
-use crate::{is_timeout, End, WAIT};
+use crate::{read_outcome, reset_stream, send_all, End, WAIT};
 
 /// Response headers read at most.
 const HEADERS_MAX: usize = 32;
@@ -60,12 +58,7 @@ impl HttpClient {
 
     #[track_caller]
     pub fn send(&mut self, bytes: &[u8]) {
-        self.stream
-            .set_write_timeout(Some(WAIT))
-            .expect("SO_SNDTIMEO");
-        self.stream
-            .write_all(bytes)
-            .unwrap_or_else(|error| panic!("send {} bytes: {error}", bytes.len()));
+        send_all(&mut self.stream, bytes);
     }
 
     /// Sends one request and reads its response.
@@ -105,13 +98,7 @@ impl HttpClient {
             if let Some(response) = self.parse_one(true) {
                 return Ok(response);
             }
-            match self.fill(deadline) {
-                Ok(0) => return Err(End::Fin),
-                Ok(_) => {}
-                Err(error) if error.kind() == ErrorKind::ConnectionReset => return Err(End::Reset),
-                Err(error) if is_timeout(&error) => return Err(End::Timeout),
-                Err(error) => panic!("read: {error}"),
-            }
+            read_outcome(self.fill(deadline))?;
         }
     }
 
@@ -140,9 +127,7 @@ impl HttpClient {
     /// Closes with SO_LINGER {1, 0}: the kernel sends RST instead of FIN.
     #[track_caller]
     pub fn reset(self) {
-        SockRef::from(&self.stream)
-            .set_linger(Some(Duration::ZERO))
-            .expect("SO_LINGER");
+        reset_stream(self.stream);
     }
 
     #[track_caller]

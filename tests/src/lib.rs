@@ -377,12 +377,7 @@ impl Client {
     /// Writes raw bytes (whole frames, pieces of frames or garbage).
     #[track_caller]
     pub fn send(&mut self, bytes: &[u8]) {
-        self.stream
-            .set_write_timeout(Some(WAIT))
-            .expect("SO_SNDTIMEO");
-        self.stream
-            .write_all(bytes)
-            .unwrap_or_else(|error| panic!("send {} bytes: {error}", bytes.len()));
+        send_all(&mut self.stream, bytes);
     }
 
     #[track_caller]
@@ -415,13 +410,7 @@ impl Client {
             if let Some(payload) = self.replies.pop_front() {
                 return Ok(payload);
             }
-            match self.fill(deadline) {
-                Ok(0) => return Err(End::Fin),
-                Ok(_) => {}
-                Err(error) if error.kind() == ErrorKind::ConnectionReset => return Err(End::Reset),
-                Err(error) if is_timeout(&error) => return Err(End::Timeout),
-                Err(error) => panic!("read: {error}"),
-            }
+            read_outcome(self.fill(deadline))?;
         }
     }
 
@@ -430,12 +419,8 @@ impl Client {
     pub fn read_to_end(&mut self, timeout: Duration) -> (Vec<Vec<u8>>, End) {
         let deadline = Instant::now() + timeout;
         let end = loop {
-            match self.fill(deadline) {
-                Ok(0) => break End::Fin,
-                Ok(_) => {}
-                Err(error) if error.kind() == ErrorKind::ConnectionReset => break End::Reset,
-                Err(error) if is_timeout(&error) => break End::Timeout,
-                Err(error) => panic!("read: {error}"),
+            if let Err(end) = read_outcome(self.fill(deadline)) {
+                break end;
             }
         };
         if end != End::Timeout {
@@ -459,9 +444,7 @@ impl Client {
     /// Closes with SO_LINGER {1, 0}: the kernel sends RST instead of FIN.
     #[track_caller]
     pub fn reset(self) {
-        SockRef::from(&self.stream)
-            .set_linger(Some(Duration::ZERO))
-            .expect("SO_LINGER");
+        reset_stream(self.stream);
     }
 
     /// Sets SO_RCVBUF (which also turns off receive-buffer autotuning).
@@ -542,8 +525,38 @@ pub fn pump_until_blocked(
     written
 }
 
+/// Writes all of `bytes`, waiting at most [`WAIT`] for the peer to take them.
+#[track_caller]
+pub fn send_all(stream: &mut TcpStream, bytes: &[u8]) {
+    stream.set_write_timeout(Some(WAIT)).expect("SO_SNDTIMEO");
+    stream
+        .write_all(bytes)
+        .unwrap_or_else(|error| panic!("send {} bytes: {error}", bytes.len()));
+}
+
+/// Closes with SO_LINGER {1, 0}: the kernel sends RST instead of FIN.
+#[track_caller]
+pub fn reset_stream(stream: TcpStream) {
+    SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .expect("SO_LINGER");
+}
+
 pub fn is_timeout(error: &io::Error) -> bool {
     matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
+/// What one read says of the stream: `Ok` if bytes came, else how it ended (EOF, RST, or the
+/// read timed out). Panics on any other error.
+#[track_caller]
+pub fn read_outcome(result: io::Result<usize>) -> Result<(), End> {
+    match result {
+        Ok(0) => Err(End::Fin),
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == ErrorKind::ConnectionReset => Err(End::Reset),
+        Err(error) if is_timeout(&error) => Err(End::Timeout),
+        Err(error) => panic!("read: {error}"),
+    }
 }
 
 pub fn frame(kind: Kind, payload: &[u8]) -> Vec<u8> {

@@ -70,8 +70,9 @@ fn run(args: &Args) -> anyhow::Result<PathBuf> {
 
 const WIDTH: u32 = 1400;
 const HEIGHT: u32 = 1000;
-/// Title, subtitle and legend rows above the panels.
+/// Title, subtitle and the first legend row above the panels; each further row adds a row height.
 const HEADER_HEIGHT: u32 = 110;
+const LEGEND_ROW_HEIGHT: i32 = 26;
 const MARGIN: i32 = 16;
 const Y_LABEL_AREA: u32 = 70;
 /// Below each bar its absolute median, rotated, then the scenario names.
@@ -100,13 +101,15 @@ const MUTED_TEXT: RGBColor = RGBColor(0x60, 0x60, 0x60);
 const GRID: RGBColor = RGBColor(0xdd, 0xdd, 0xdd);
 const WHISKER: RGBColor = RGBColor(0x30, 0x30, 0x30);
 /// Strong warm colours for the engine and its variants, so they stand out...
-const ENGINE_COLOURS: [RGBColor; 6] = [
+const ENGINE_COLOURS: [RGBColor; 8] = [
     RGBColor(0xd9, 0x48, 0x01),
     RGBColor(0xe3, 0x1a, 0x1c),
     RGBColor(0xfd, 0xbf, 0x6f),
     RGBColor(0xb1, 0x59, 0x28),
     RGBColor(0xfb, 0x9a, 0x99),
     RGBColor(0xe7, 0xb0, 0x00),
+    RGBColor(0x7f, 0x27, 0x04),
+    RGBColor(0xf7, 0x68, 0xa1),
 ];
 /// ...from the muted cool colours of the peers.
 const PEER_COLOURS: [RGBColor; 5] = [
@@ -169,9 +172,9 @@ fn draw(summary: &Summary) -> anyhow::Result<String> {
              whisker: min-max; number below: absolute median",
             run_counts(summary)
         );
-        draw_header(&root, summary, &subtitle)?;
-        let (_, body) = root.split_vertically(HEADER_HEIGHT);
-        let (top, bottom) = body.split_vertically((HEIGHT - HEADER_HEIGHT) / 2);
+        let header = draw_header(&root, summary, &subtitle)?;
+        let (_, body) = root.split_vertically(header);
+        let (top, bottom) = body.split_vertically((HEIGHT - header) / 2);
         for (area, metric) in [top, bottom].iter().zip(&PANELS) {
             draw_panel(&root, area, summary, metric)?;
         }
@@ -199,12 +202,12 @@ fn run_counts(summary: &Summary) -> String {
     }
 }
 
-/// Title, subtitle and one legend row of every server's colour.
+/// Title, subtitle and legend rows of every server's colour; returns the height they take.
 fn draw_header(
     root: &DrawingArea<SVGBackend, Shift>,
     summary: &Summary,
     subtitle: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u32> {
     let m = &summary.machine;
     let cpus = m
         .cpus_online
@@ -229,34 +232,45 @@ fn draw_header(
             .pos(centre),
     ))?;
 
-    // Legend: one swatch and name per server, centred on one row.
+    // Legend: one swatch and name per server, in centred rows that fit the width.
     const SWATCH: i32 = 16;
     const GAP: i32 = 28;
     let px = SUBTITLE_SIZE / 1.24;
-    let widths: Vec<i32> = summary
-        .servers
-        .iter()
-        .map(|s| SWATCH + 6 + (s.len() as f64 * px * GLYPH_WIDTH) as i32)
-        .collect();
-    let total: i32 = widths.iter().sum::<i32>() + GAP * (widths.len() as i32 - 1);
-    let (mut x, y) = (x - total / 2, MARGIN + 66);
-    let left = Pos::new(HPos::Left, VPos::Center);
-    for ((server, fill), width) in summary
-        .servers
-        .iter()
-        .zip(palette(&summary.servers))
-        .zip(widths)
-    {
-        let swatch = [(x, y - SWATCH / 2), (x + SWATCH, y + SWATCH / 2)];
-        root.draw(&Rectangle::new(swatch, fill.filled()))?;
-        root.draw(&Text::new(
-            server.as_str(),
-            (x + SWATCH + 6, y),
-            TextStyle::from((FONT, SUBTITLE_SIZE).into_font()).pos(left),
-        ))?;
-        x += width + GAP;
+    let width_of = |s: &String| SWATCH + 6 + (s.len() as f64 * px * GLYPH_WIDTH) as i32;
+    let mut rows: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut row_width = 0;
+    for (index, server) in summary.servers.iter().enumerate() {
+        let width = width_of(server) + GAP;
+        if row_width + width > WIDTH as i32 - 2 * MARGIN && !rows[rows.len() - 1].is_empty() {
+            rows.push(Vec::new());
+            row_width = 0;
+        }
+        row_width += width;
+        rows.last_mut().expect("one row at least").push(index);
     }
-    Ok(())
+    let colours = palette(&summary.servers);
+    let left = Pos::new(HPos::Left, VPos::Center);
+    for (row, servers) in rows.iter().enumerate() {
+        let total: i32 = servers
+            .iter()
+            .map(|&i| width_of(&summary.servers[i]) + GAP)
+            .sum();
+        let (mut x, y) = (
+            x - (total - GAP) / 2,
+            MARGIN + 66 + row as i32 * LEGEND_ROW_HEIGHT,
+        );
+        for &index in servers {
+            let swatch = [(x, y - SWATCH / 2), (x + SWATCH, y + SWATCH / 2)];
+            root.draw(&Rectangle::new(swatch, colours[index].filled()))?;
+            root.draw(&Text::new(
+                summary.servers[index].as_str(),
+                (x + SWATCH + 6, y),
+                TextStyle::from((FONT, SUBTITLE_SIZE).into_font()).pos(left),
+            ))?;
+            x += width_of(&summary.servers[index]) + GAP;
+        }
+    }
+    Ok(HEADER_HEIGHT + (rows.len() as u32 - 1) * LEGEND_ROW_HEIGHT as u32)
 }
 
 /// What a panel draws for one server in one scenario.

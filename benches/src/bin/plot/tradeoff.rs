@@ -8,8 +8,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    draw_header, palette, run_counts, AXIS_SIZE, FONT, GRID, HEADER_HEIGHT, HEIGHT, MARGIN,
-    PANEL_TITLE_SIZE, VALUE_SIZE, WIDTH,
+    draw_header, palette, run_counts, AXIS_SIZE, FONT, GRID, HEIGHT, MARGIN, PANEL_TITLE_SIZE,
+    VALUE_SIZE, WIDTH,
 };
 
 /// Panels per row.
@@ -47,11 +47,12 @@ pub fn draw(summary: &Summary) -> anyhow::Result<String> {
         root.fill(&WHITE)?;
         let subtitle = format!(
             "each point: a server's median p99 latency and median CPU per reply over {} ok runs; \
-             lower left is better; the line joins the engine's variants",
+             lower left is better; the line is the engine's frontier (the least CPU any of its \
+             settings reached at that p99 or less)",
             run_counts(summary)
         );
-        draw_header(&root, summary, &subtitle)?;
-        let (_, body) = root.split_vertically(HEADER_HEIGHT);
+        let header = draw_header(&root, summary, &subtitle)?;
+        let (_, body) = root.split_vertically(header);
         let rows = panels.len().div_ceil(COLUMNS);
         let columns = panels.len().min(COLUMNS);
         let colours = palette(&summary.servers);
@@ -76,6 +77,18 @@ fn points(cells: &[Option<Cell>]) -> Vec<Point> {
             _ => None,
         })
         .collect()
+}
+
+/// The points no other point beats on both axes (lower p99 and lower CPU), by rising p99.
+fn frontier(mut points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    points.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut kept: Vec<(f64, f64)> = Vec::new();
+    for point in points {
+        if kept.last().is_none_or(|last| point.1 < last.1) {
+            kept.push(point);
+        }
+    }
+    kept
 }
 
 /// An axis range around `values`, never below zero, with `high_pad` of the span above them.
@@ -112,13 +125,12 @@ fn draw_panel(
         .draw()?;
 
     let is_engine = |p: &&Point| summary.servers[p.server].starts_with("engine");
-    let mut curve: Vec<(f64, f64)> = points
+    let engine: Vec<(f64, f64)> = points
         .iter()
         .filter(is_engine)
         .map(|p| (p.p99_us, p.cpu_us))
         .collect();
-    curve.sort_by(|a, b| a.0.total_cmp(&b.0));
-    chart.draw_series([PathElement::new(curve, CURVE.stroke_width(2))])?;
+    chart.draw_series([PathElement::new(frontier(engine), CURVE.stroke_width(2))])?;
 
     let label =
         TextStyle::from((FONT, VALUE_SIZE).into_font()).pos(Pos::new(HPos::Left, VPos::Bottom));
@@ -166,6 +178,14 @@ mod tests {
         }
         assert!(!svg.contains("\npipelined\n</text>"), "{svg}");
         assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
+    }
+
+    #[test]
+    fn the_frontier_keeps_only_points_nothing_beats_on_both_axes() {
+        // (p99, CPU): 300/23 and 610/15 are on it; 380/34 and 850/15.5 are beaten by them.
+        let points = vec![(850.0, 15.5), (300.0, 23.0), (380.0, 34.0), (610.0, 15.0)];
+        assert_eq!(frontier(points), vec![(300.0, 23.0), (610.0, 15.0)]);
+        assert_eq!(frontier(vec![]), vec![]);
     }
 
     #[test]
