@@ -6,8 +6,9 @@
 //! [`Server::wait`] returns [`RunError::CorePanicked`] and the binary exits 1 with one line. A
 //! core is never restarted: its state is whatever the panic left.
 
+mod error;
+
 use std::fmt;
-use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,9 +21,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::admin;
-use crate::config::{
-    Config, ConfigError, Settings, CONNECTIONS_PER_CORE_DEFAULT_MAX, CORES_MAX, FD_RESERVE,
-};
+use crate::config::{Config, Settings, CONNECTIONS_PER_CORE_DEFAULT_MAX, CORES_MAX, FD_RESERVE};
 use crate::core::{self, CoreExit, CoreSetup};
 use crate::http::Http;
 use crate::metrics::CoreMetrics;
@@ -30,82 +29,7 @@ use crate::protocol_api::Protocol;
 use crate::record::{CloseLog, CloseLogSender};
 use crate::sys::{socket, RingError, RingMode};
 
-/// Why an engine could not start. Printed as one line.
-#[derive(Debug)]
-pub enum StartError {
-    Config(ConfigError),
-    Listen {
-        addr: SocketAddr,
-        error: io::Error,
-    },
-    Admin {
-        addr: SocketAddr,
-        error: io::Error,
-    },
-    CloseLog {
-        path: String,
-        error: io::Error,
-    },
-    Ring(RingError),
-    Io {
-        what: &'static str,
-        error: io::Error,
-    },
-}
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartError::Config(error) => error.fmt(f),
-            StartError::Listen { addr, error } => write!(f, "cannot listen on {addr}: {error}"),
-            StartError::Admin { addr, error } => {
-                write!(f, "cannot serve metrics on {addr}: {error}")
-            }
-            StartError::CloseLog { path, error } => {
-                write!(f, "cannot open close log {path}: {error}")
-            }
-            StartError::Ring(error) => error.fmt(f),
-            StartError::Io { what, error } => write!(f, "{what}: {error}"),
-        }
-    }
-}
-
-impl std::error::Error for StartError {}
-
-impl From<ConfigError> for StartError {
-    fn from(error: ConfigError) -> StartError {
-        StartError::Config(error)
-    }
-}
-
-/// Why a running engine stopped abnormally. Printed as one line.
-#[derive(Debug)]
-pub enum RunError {
-    /// A core panicked; its connections were recorded as `error`, the others drained.
-    CorePanicked { core: u16, message: String },
-    /// An io_uring call of a core failed; the other cores drained.
-    CoreFailed { core: u16, error: io::Error },
-    /// The close log could not be written.
-    CloseLog(io::Error),
-}
-
-impl fmt::Display for RunError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RunError::CorePanicked { core, message } => write!(
-                f,
-                "core {core} panicked ({message}); its connections were closed and recorded as \
-                 `error`, the other cores drained"
-            ),
-            RunError::CoreFailed { core, error } => {
-                write!(f, "core {core} failed: {error}; the other cores drained")
-            }
-            RunError::CloseLog(error) => write!(f, "close log: {error}"),
-        }
-    }
-}
-
-impl std::error::Error for RunError {}
+pub use error::{RunError, StartError};
 
 enum Event {
     Signal(i32),

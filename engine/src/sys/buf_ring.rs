@@ -247,11 +247,10 @@ impl BufRing {
         );
         assert!(len <= self.buf_size as usize);
         let offset = usize::from(bid) * self.buf_size as usize;
-        // SAFETY: `bid` and `len` are in bounds (asserted); a CQE naming `bid` handed the buffer
-        // to us (the bitmap says so), and the kernel writes no byte of it we hand out before
-        // `recycle(bid)` publishes it again — with incremental consumption it appends past the
-        // pieces already delivered, never into them — and `recycle` needs `&mut self`, so it
-        // cannot run while this borrow lives.
+        // The kernel writes no byte of a delivered buffer that we hand out until `recycle(bid)`
+        // publishes it again (with incremental consumption it appends past the pieces already
+        // delivered, never into them), and `recycle` needs `&mut self`: not while this lives.
+        // SAFETY: in bounds (asserted), delivered to us (the bitmap), unwritten while borrowed.
         unsafe { std::slice::from_raw_parts(self.buffers.ptr.as_ptr().add(offset), len) }
     }
 

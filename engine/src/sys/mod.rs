@@ -10,6 +10,7 @@
 //!   taken once, because a completion is neither `Copy` nor `Clone`.
 //! - [`SendBuf`]: bytes to send; moved into the ring while in flight.
 //! - [`socket`]: listeners, socket options, limits, CPUs.
+//! - [`seccomp`]: a child process in which io_uring is unavailable, for tests.
 #![allow(unsafe_code)]
 
 mod buf_ring;
@@ -17,6 +18,7 @@ mod completion;
 mod enter;
 mod op;
 mod ring;
+pub mod seccomp;
 mod send_buf;
 pub mod socket;
 

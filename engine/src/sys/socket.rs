@@ -161,10 +161,11 @@ pub fn allowed_cpus() -> io::Result<Vec<usize>> {
     // SAFETY: zero-initialised and then filled by a successful sched_getaffinity.
     let set = unsafe { set.assume_init() };
     let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: CPU_ISSET reads a bit of a live set; `cpu` is below the set's capacity.
-    Ok((0..max)
-        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
-        .collect())
+    let is_set = |cpu| {
+        // SAFETY: CPU_ISSET reads a bit of a live set; `cpu` is below the set's capacity.
+        unsafe { libc::CPU_ISSET(cpu, &set) }
+    };
+    Ok((0..max).filter(|&cpu| is_set(cpu)).collect())
 }
 
 /// Pins the calling thread to one CPU.
