@@ -403,6 +403,21 @@ def parse_wrk(text):
     }
 
 
+def server_costs(before, after, client_s, units):
+    """The server's CPU between two samples, per unit of work; and the busy time of both CPUs
+    spent by neither the server nor the generator: other processes on the machine (and
+    unattributed interrupts). Interleaving spreads it, this shows how much there was."""
+    user_s = after["utime_s"] - before["utime_s"]
+    sys_s = after["stime_s"] - before["stime_s"]
+    cpu_s = user_s + sys_s
+    wall_s = after["wall_s"] - before["wall_s"]
+    other_s = after["busy_s"] - before["busy_s"] - cpu_s - client_s
+    return {"server_user_s": user_s, "server_sys_s": sys_s, "cpu_us_per_unit": cpu_s * 1e6 / units,
+            "user_share": user_s / cpu_s if cpu_s > 0 else 0.0,
+            "vcs_per_1k": (after["vcs"] - before["vcs"]) * 1000 / units,
+            "other_cpu_percent": max(other_s, 0.0) * 100 / wall_s}
+
+
 def run_wrk_once(server, scenario, args):
     """One run with wrk (written by others) as the generator: the same row as a loadgen run;
     wrk reports no p99.9, so that cell shows its p99."""
@@ -422,19 +437,14 @@ def run_wrk_once(server, scenario, args):
     wrk = parse_wrk(done.stdout)
     if done.returncode != 0 or not wrk["requests"] or "99" not in wrk["latency_us"]:
         return dict(run, ok=False)
-    cpu_s = (after["utime_s"] - before["utime_s"]) + (after["stime_s"] - before["stime_s"])
     wall_s = after["wall_s"] - before["wall_s"]
-    other_s = after["busy_s"] - before["busy_s"] - cpu_s - client_s
     # With a pipelining script wrk prints 0.00us for its upper percentiles: not a measurement.
     p99 = wrk["latency_us"]["99"] or None
     return dict(run, ok=wrk["wrong"] == 0 and wrk["non_2xx"] == 0 and wrk["socket_errors"] == 0,
                 replies=wrk["requests"], connections=None, duration_s=wall_s, rate=wrk["rate"],
                 p50_us=wrk["latency_us"]["50"], p99_us=p99, p999_us=p99,
-                server_user_s=after["utime_s"] - before["utime_s"], server_sys_s=after["stime_s"] - before["stime_s"],
-                cpu_us_per_unit=cpu_s * 1e6 / wrk["requests"],
-                user_share=(after["utime_s"] - before["utime_s"]) / cpu_s if cpu_s > 0 else 0.0,
-                vcs_per_1k=(after["vcs"] - before["vcs"]) * 1000 / wrk["requests"],
-                client_cpu_percent=client_s * 100 / wall_s, other_cpu_percent=max(other_s, 0.0) * 100 / wall_s,
+                **server_costs(before, after, client_s, wrk["requests"]),
+                client_cpu_percent=client_s * 100 / wall_s,
                 loadgen_process_cpu_s=client_s, lost_replies=0, corrupt_replies=int(wrk["wrong"]), errors={})
 
 
@@ -474,15 +484,8 @@ def run_once(server, scenario, args, tmp):
     with open(report) as f:
         data = json.load(f)
     check = data["verification"]
-    user_s = after["utime_s"] - before["utime_s"]
-    sys_s = after["stime_s"] - before["stime_s"]
     units = data["connections"]["opened"] if SCENARIOS[scenario][1] == "conn" else data["replies"]
     units = max(units, 1)
-    cpu_s = user_s + sys_s
-    wall_s = after["wall_s"] - before["wall_s"]
-    # Busy time of both CPUs not spent by the server or the loadgen: other processes on the
-    # machine (and unattributed interrupts). Interleaving spreads it, this shows how much there was.
-    other_s = after["busy_s"] - before["busy_s"] - cpu_s - client_s
     if loop_before and loop_after:
         run.update({f"{key}_per_unit": (loop_after[key] - loop_before[key]) / units for key in loop_before})
     return dict(
@@ -495,13 +498,8 @@ def run_once(server, scenario, args, tmp):
         p50_us=data["latency_us"]["p50"],
         p99_us=data["latency_us"]["p99"],
         p999_us=data["latency_us"]["p999"],
-        server_user_s=user_s,
-        server_sys_s=sys_s,
-        cpu_us_per_unit=cpu_s * 1e6 / units,
-        user_share=user_s / cpu_s if cpu_s > 0 else 0.0,
-        vcs_per_1k=(after["vcs"] - before["vcs"]) * 1000 / units,
+        **server_costs(before, after, client_s, units),
         client_cpu_percent=data.get("client_cpu_percent"),
-        other_cpu_percent=max(other_s, 0.0) * 100 / wall_s,
         loadgen_process_cpu_s=client_s,
         lost_replies=check["lost_replies"],
         corrupt_replies=check["corrupt_replies"],

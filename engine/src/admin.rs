@@ -56,10 +56,6 @@ impl Handler for Metrics {
             connection: ConnectionHeader::new(request.version, request.keep_alive),
         };
         write_response(out, date, &response);
-        if request.keep_alive {
-            Answer::KeepAlive
-        } else {
-            Answer::Close
-        }
+        Answer::KeepAlive // `Http` closes when the request did not ask to keep the connection
     }
 }

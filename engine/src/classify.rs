@@ -59,6 +59,24 @@ impl Cause {
     pub const fn index(self) -> usize {
         self as usize
     }
+
+    /// Whether the engine decided this close (the cause of a recorded [`Intent`]), rather than
+    /// the peer, the kernel or an error.
+    pub const fn is_engine_decision(self) -> bool {
+        match self {
+            Cause::IdleTimeout
+            | Cause::ReadTimeout
+            | Cause::LocalClose
+            | Cause::ProtocolError
+            | Cause::Shutdown => true,
+            Cause::PeerFin
+            | Cause::PeerFinMidFrame
+            | Cause::PeerReset
+            | Cause::TcpTimeout
+            | Cause::Aborted
+            | Cause::Error => false,
+        }
+    }
 }
 
 /// What the engine decided about a connection, recorded before it acts (cancel, shutdown).
@@ -310,6 +328,23 @@ impl Phase {
 mod tests {
     use super::*;
     use Cause::*;
+
+    #[test]
+    fn the_engines_decisions_are_the_causes_of_its_intents() {
+        let intents = [
+            Intent::None,
+            Intent::Pause,
+            Intent::IdleTimeout,
+            Intent::ReadTimeout,
+            Intent::LocalClose,
+            Intent::ProtocolError,
+            Intent::Shutdown,
+        ];
+        for cause in Cause::ALL {
+            let of_an_intent = intents.iter().any(|i| i.close_cause() == Some(cause));
+            assert_eq!(cause.is_engine_decision(), of_an_intent, "{cause:?}");
+        }
+    }
     use Verdict::{Close, Paused};
 
     const RESET: i32 = -libc::ECONNRESET;

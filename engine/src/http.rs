@@ -58,6 +58,9 @@ impl Handler for Arena {
 pub struct Http<H> {
     handler: H,
     limits: Limits,
+    /// A parser of these limits before its first byte: copied into every new session, so the
+    /// limits are validated once, not per connection.
+    fresh: Parser,
 }
 
 impl<H: Handler> Http<H> {
@@ -66,7 +69,11 @@ impl<H: Handler> Http<H> {
         if let Err(error) = limits.validate() {
             panic!("HTTP limits: {error}");
         }
-        Http { handler, limits }
+        Http {
+            handler,
+            limits,
+            fresh: Parser::new(limits),
+        }
     }
 }
 
@@ -84,7 +91,7 @@ impl<H: Handler> Protocol for Http<H> {
 
     fn open(&self, _peer: Option<SocketAddr>) -> HttpSession {
         HttpSession {
-            parser: Parser::new(self.limits),
+            parser: self.fresh,
             requests: 0,
             tag: None,
         }

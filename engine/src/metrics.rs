@@ -96,6 +96,10 @@ impl Family {
         Family::labelled(name, "counter", help, vec![(String::new(), value)])
     }
 
+    fn gauge(name: &'static str, help: &'static str, value: u64) -> Family {
+        Family::labelled(name, "gauge", help, vec![(String::new(), value)])
+    }
+
     fn labelled(
         name: &'static str,
         kind: &'static str,
@@ -137,18 +141,17 @@ pub fn render(cores: &[CoreMetrics], admin: &[CoreMetrics], log_lines_dropped: u
 
 /// The connections of the admin endpoint itself, apart from the served ones.
 fn admin_families(admin: &[CoreMetrics]) -> [Family; 3] {
-    let sum = |get: fn(&CoreMetrics) -> &Counter| admin.iter().map(|c| get(c).get()).sum::<u64>();
+    let sum = |get| total(admin, get);
     [
         Family::counter(
             "engine_admin_connections_accepted_total",
             "Connections to the metrics endpoint accepted.",
             sum(|c| &c.accepted),
         ),
-        Family::labelled(
+        Family::gauge(
             "engine_admin_connections_open",
-            "gauge",
             "Connections to the metrics endpoint open now.",
-            vec![(String::new(), sum(|c| &c.open))],
+            sum(|c| &c.open),
         ),
         Family::labelled(
             "engine_admin_connections_closed_total",
@@ -157,6 +160,11 @@ fn admin_families(admin: &[CoreMetrics]) -> [Family; 3] {
             closed_samples(admin),
         ),
     ]
+}
+
+/// One counter summed over `cores`.
+fn total(cores: &[CoreMetrics], get: fn(&CoreMetrics) -> &Counter) -> u64 {
+    cores.iter().map(|c| get(c).get()).sum()
 }
 
 fn closed_samples(cores: &[CoreMetrics]) -> Vec<(String, u64)> {
@@ -183,7 +191,7 @@ fn accept_error_samples(cores: &[CoreMetrics]) -> Vec<(String, u64)> {
 }
 
 fn families(cores: &[CoreMetrics], log_lines_dropped: u64) -> [Family; 12] {
-    let sum = |get: fn(&CoreMetrics) -> &Counter| cores.iter().map(|c| get(c).get()).sum::<u64>();
+    let sum = |get| total(cores, get);
     let rearms = vec![
         ("{reason=\"enobufs\"}".to_owned(), sum(|c| &c.rearm_enobufs)),
         (
@@ -197,11 +205,10 @@ fn families(cores: &[CoreMetrics], log_lines_dropped: u64) -> [Family; 12] {
             "Connections accepted.",
             sum(|c| &c.accepted),
         ),
-        Family::labelled(
+        Family::gauge(
             "engine_connections_open",
-            "gauge",
             "Connections open now.",
-            vec![(String::new(), sum(|c| &c.open))],
+            sum(|c| &c.open),
         ),
         Family::counter(
             "engine_connections_rejected_total",

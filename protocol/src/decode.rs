@@ -177,24 +177,18 @@ impl Decoder {
             }
         }
         while !input.is_empty() {
-            if input.len() < HEADER_LEN {
-                self.partial.extend_from_slice(input);
-                break;
-            }
-            let header = Header::parse(input, self.max_frame)?;
-            let frame_len = header.frame_len();
-            if input.len() < frame_len {
-                self.partial.reserve(frame_len);
-                self.partial.extend_from_slice(input);
-                break;
-            }
-            let frame = Frame {
-                kind: header.kind,
-                payload: &input[HEADER_LEN..frame_len],
-            };
-            input = &input[frame_len..];
-            if on_frame(frame) == Progress::Stop {
-                return Ok(Progress::Stop);
+            match next_frame(input, self.max_frame)? {
+                Next::Frame { frame, len } => {
+                    input = &input[len..];
+                    if on_frame(frame) == Progress::Stop {
+                        return Ok(Progress::Stop);
+                    }
+                }
+                Next::Incomplete { len } => {
+                    self.partial.reserve(len.unwrap_or(0));
+                    self.partial.extend_from_slice(input);
+                    break;
+                }
             }
         }
         Ok(Progress::Continue)

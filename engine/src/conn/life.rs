@@ -384,15 +384,7 @@ impl Life {
         if facts.replies_pending && !abandoned && self.send_errno.is_none() {
             return Finish::Flush;
         }
-        let ours = matches!(
-            closing.cause,
-            Cause::IdleTimeout
-                | Cause::ReadTimeout
-                | Cause::LocalClose
-                | Cause::ProtocolError
-                | Cause::Shutdown
-        );
-        if ours && !abandoned && self.send_errno.is_none() {
+        if closing.cause.is_engine_decision() && !abandoned && self.send_errno.is_none() {
             return Finish::Fin;
         }
         Finish::Close(closing)

@@ -91,32 +91,25 @@ impl<S> Conn<S> {
             return;
         }
         let had_partial = !self.tail.is_empty();
-        let mut out = self.out.output(pool);
-        let step = if had_partial {
+        if had_partial {
             self.tail.extend_from_slice(data);
-            let step = proto.on_input(&mut self.session, &self.tail, &mut out, cx);
-            assert!(
-                step.consumed <= self.tail.len(),
-                "{step:?} of {} bytes",
-                self.tail.len()
-            );
+        }
+        let input = if had_partial { &self.tail[..] } else { data };
+        let mut out = self.out.output(pool);
+        let step = proto.on_input(&mut self.session, input, &mut out, cx);
+        assert!(
+            step.consumed <= input.len(),
+            "{step:?} of {} bytes",
+            input.len()
+        );
+        if had_partial {
             self.tail.drain(..step.consumed);
-            step
-        } else {
-            let step = proto.on_input(&mut self.session, data, &mut out, cx);
-            assert!(
-                step.consumed <= data.len(),
-                "{step:?} of {} bytes",
-                data.len()
-            );
-            if step.verdict == Verdict::Continue && step.consumed < data.len() {
-                if self.tail.capacity() == 0 {
-                    self.tail = pool.take();
-                }
-                self.tail.extend_from_slice(&data[step.consumed..]);
+        } else if step.verdict == Verdict::Continue && step.consumed < data.len() {
+            if self.tail.capacity() == 0 {
+                self.tail = pool.take();
             }
-            step
-        };
+            self.tail.extend_from_slice(&data[step.consumed..]);
+        }
         self.out.settle(pool);
         self.frames_in += step.messages;
         let mut intent = match step.verdict {

@@ -10,7 +10,6 @@ use crate::conn::{Closing, Conn, Finish};
 use crate::protocol_api::Protocol;
 use crate::record::{CloseLogSender, CloseRecord, RECORD_BATCH_MAX, RECORD_HOLD_MAX_US};
 use crate::sys::socket;
-use crate::timers::Due;
 
 /// Unread input discarded before a local close, so that the close sends FIN, not RST.
 const DISCARD_BEFORE_CLOSE_MAX: usize = 64 * 1024;
@@ -54,15 +53,8 @@ impl<P: Protocol> Core<P> {
             return Ok(());
         }
         let until_us = self.now_us + LINGER_MAX_US.min(self.settings.idle_timeout_us);
-        let at_us = self.now_us + LINGER_POLL_US;
-        let conn = &mut self.conns[slot];
-        conn.armed_check_us = at_us;
-        let action = conn.life.linger(until_us);
-        self.deadlines.push(Due {
-            at_us,
-            slot: slot as u32,
-            generation: conn.generation,
-        });
+        self.push_check(slot, self.now_us + LINGER_POLL_US);
+        let action = self.conns[slot].life.linger(until_us);
         self.apply(slot, action)
     }
 
@@ -73,7 +65,7 @@ impl<P: Protocol> Core<P> {
         if conn.out.in_flight().is_none() {
             conn.drop_replies(&mut self.pool);
         }
-        let metrics = &self.metrics[self.metrics_slot];
+        let metrics = self.metrics();
         metrics.open.sub(1);
         if self.settings.classify != ClassifyMode::Off {
             metrics.closed[closing.cause.index()].add(1);

@@ -47,7 +47,7 @@ impl<P: Protocol> Core<P> {
         // The accept request holds its own reference; new connections now go to no one here.
         self.listener = None;
         self.accept_retry_us = None;
-        let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
+        let slots = self.open_slots();
         tracing::info!(core = self.core, open = slots.len(), "draining");
         for slot in slots {
             let facts = self.facts(slot);
@@ -55,6 +55,12 @@ impl<P: Protocol> Core<P> {
             self.apply(slot, action)?;
         }
         Ok(())
+    }
+
+    /// The slots of every open connection, so each can be acted on while `self` is borrowed
+    /// mutably.
+    fn open_slots(&self) -> Vec<usize> {
+        self.conns.iter().map(|(slot, _)| slot).collect()
     }
 
     /// Past the shutdown bound: stop waiting for anyone (repeated each pass, for connections
@@ -66,7 +72,7 @@ impl<P: Protocol> Core<P> {
         if self.now_us < drain.force_at_us {
             return Ok(());
         }
-        let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
+        let slots = self.open_slots();
         for slot in slots {
             let facts = self.facts(slot);
             let life = &mut self.conns[slot].life;
@@ -105,7 +111,7 @@ impl<P: Protocol> Core<P> {
     /// drops it. Operations still in flight keep their memory: the ring leaks it on drop rather
     /// than free what the kernel may use.
     pub(super) fn close_all_now(&mut self, cause: Cause) {
-        let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
+        let slots = self.open_slots();
         for slot in slots {
             let facts = self.facts(slot);
             let conn = &self.conns[slot];

@@ -160,7 +160,7 @@ impl<P: Protocol> Core<P> {
             self.now_us = self.epoch.elapsed().as_micros() as u64;
             let reaped = self.handle_completions()?;
             self.batcher.observe(reaped, self.now_us);
-            let metrics = &self.metrics[self.metrics_slot];
+            let metrics = self.metrics();
             metrics.waits.add(1);
             metrics.completions.add(reaped as u64);
             self.on_timers()?;

@@ -51,9 +51,7 @@ impl<P: Protocol> Core<P> {
                 if conn.out.pending() {
                     mark_flush(&mut self.flush_list, conn, slot);
                 }
-                self.metrics[self.metrics_slot]
-                    .bytes_sent
-                    .add(sent.bytes as u64);
+                self.metrics().bytes_sent.add(sent.bytes as u64);
                 let facts = self.facts(slot);
                 self.conns[slot].life.send_done(facts)
             }

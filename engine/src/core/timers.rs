@@ -19,7 +19,8 @@ impl<P: Protocol> Core<P> {
         }
     }
 
-    fn push_check(&mut self, slot: usize, at_us: u64) {
+    /// Arms a check of the connection at `at_us`, superseding any armed one.
+    pub(super) fn push_check(&mut self, slot: usize, at_us: u64) {
         let conn = &mut self.conns[slot];
         conn.armed_check_us = at_us;
         self.deadlines.push(Due {
@@ -54,7 +55,7 @@ impl<P: Protocol> Core<P> {
             let deadline =
                 conn.deadline_us(self.settings.idle_timeout_us, self.settings.read_timeout_us);
             if deadline > self.now_us {
-                self.schedule(slot); // traffic came since: check again later
+                self.push_check(slot, deadline); // traffic came since: check again later
             } else {
                 self.on_deadline(slot)?;
             }

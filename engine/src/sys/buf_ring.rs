@@ -90,10 +90,13 @@ pub(super) struct BufRing {
     bid_at: Vec<u16>,
     /// The ring entry (tail counter) each buffer was last published at.
     entry_of: Vec<u16>,
-    /// Bytes of each buffer already handed out (incremental consumption).
-    offset: Vec<u32>,
-    /// The buffers of the bundle being consumed.
-    bundle: Vec<u16>,
+    /// Incremental consumption: where the next reaped piece of each buffer starts, and where
+    /// the next consumed one must start. Pieces are consumed in the order they were reaped, so a
+    /// buffer's last piece, which recycles it, is never consumed before the others.
+    reaped_at: Vec<u32>,
+    consumed_at: Vec<u32>,
+    /// Bundles: the buffer after each one in the bundle it was reaped in.
+    next_in_bundle: Vec<u16>,
 }
 
 impl BufRing {
@@ -124,8 +127,9 @@ impl BufRing {
             consumption,
             bid_at: vec![0; usize::from(count)],
             entry_of: vec![0; usize::from(count)],
-            offset: vec![0; usize::from(count)],
-            bundle: Vec::new(),
+            reaped_at: vec![0; usize::from(count)],
+            consumed_at: vec![0; usize::from(count)],
+            next_in_bundle: vec![0; usize::from(count)],
         };
         for bid in 0..count {
             buf_ring.publish_entry(bid);
@@ -155,77 +159,109 @@ impl BufRing {
         self.consumption
     }
 
-    /// Hands `read` the `len` bytes a recv CQE delivered starting in buffer `bid`, then gives
-    /// the buffers back (`more`: IORING_CQE_F_BUF_MORE, the kernel keeps filling this one).
-    pub fn consume(&mut self, bid: u16, len: usize, more: bool, mut read: impl FnMut(&[u8])) {
+    /// A recv CQE delivered `len` bytes starting in buffer `bid` (`more`:
+    /// IORING_CQE_F_BUF_MORE, the kernel keeps filling it): the buffers become ours, and the
+    /// returned offset is where in `bid` the bytes start. Called once per CQE, in CQ order — the
+    /// order the kernel picked the buffers in — so what a CQE holds is fixed before any later
+    /// recycle can reuse a ring entry, whatever order the completions are consumed in.
+    pub fn reap(&mut self, bid: u16, len: usize, more: bool) -> u32 {
         match self.consumption {
             Consumption::Whole => {
-                read(self.take_delivered(bid, len));
+                self.take(bid);
+                0
+            }
+            Consumption::Incremental => {
+                let piece_at = self.reaped_at[usize::from(bid)];
+                if piece_at == 0 {
+                    self.take(bid); // the first piece hands the buffer over
+                }
+                self.reaped_at[usize::from(bid)] = if more { piece_at + len as u32 } else { 0 };
+                piece_at
+            }
+            Consumption::Bundles => {
+                // The entries from `bid`'s on, every buffer full but the last: linked in order.
+                let first = self.entry_of[usize::from(bid)];
+                let mut previous: Option<u16> = None;
+                for i in 0..len.div_ceil(self.buf_size as usize).max(1) {
+                    let entry = first.wrapping_add(i as u16);
+                    let piece = self.bid_at[usize::from(entry & (self.count - 1))];
+                    assert_eq!(
+                        self.entry_of[usize::from(piece)],
+                        entry,
+                        "a bundle is the entries from the buffer its CQE names on"
+                    );
+                    self.take(piece);
+                    if let Some(previous) = previous {
+                        self.next_in_bundle[usize::from(previous)] = piece;
+                    }
+                    previous = Some(piece);
+                }
+                0
+            }
+        }
+    }
+
+    /// Hands `read` the `len` bytes a reaped CQE delivered starting in buffer `bid` (at
+    /// `piece_at`, from [`BufRing::reap`]), then gives the buffers back.
+    pub fn consume(
+        &mut self,
+        bid: u16,
+        len: usize,
+        more: bool,
+        piece_at: u32,
+        mut read: impl FnMut(&[u8]),
+    ) {
+        match self.consumption {
+            Consumption::Whole => {
+                read(self.delivered_slice(bid, len));
                 self.recycle(bid);
             }
             Consumption::Incremental => {
-                read(self.take_piece(bid, len, more));
+                read(self.take_piece(bid, len, more, piece_at));
                 if !more {
                     self.recycle(bid);
                 }
             }
-            Consumption::Bundles => self.consume_bundle(bid, len, read),
+            Consumption::Bundles => {
+                let (size, mut piece, mut left) = (self.buf_size as usize, bid, len);
+                loop {
+                    let take = left.min(size);
+                    read(self.delivered_slice(piece, take));
+                    let next = self.next_in_bundle[usize::from(piece)];
+                    self.recycle(piece);
+                    left -= take;
+                    if left == 0 {
+                        break;
+                    }
+                    piece = next;
+                }
+            }
         }
     }
 
-    /// A bundle: the entries from `bid`'s on, every buffer full but the last.
-    fn consume_bundle(&mut self, bid: u16, len: usize, mut read: impl FnMut(&[u8])) {
-        let size = self.buf_size as usize;
-        let first = self.entry_of[usize::from(bid)];
-        let mut bundle = std::mem::take(&mut self.bundle);
-        bundle.clear();
-        // Read every buffer's id before recycling any: a recycle writes the entry at the tail.
-        for i in 0..len.div_ceil(size).max(1) {
-            let entry = first.wrapping_add(i as u16) & (self.count - 1);
-            bundle.push(self.bid_at[usize::from(entry)]);
-        }
+    /// The next piece of an incrementally consumed buffer; pieces are consumed in the order
+    /// they were reaped, so the last one (which recycles the buffer) comes last.
+    fn take_piece(&mut self, bid: u16, len: usize, more: bool, piece_at: u32) -> &[u8] {
+        let at = self.consumed_at[usize::from(bid)] as usize;
         assert_eq!(
-            bundle[0], bid,
-            "a bundle starts at the buffer its CQE names"
+            at, piece_at as usize,
+            "pieces of buffer {bid} consumed out of the order they were reaped"
         );
-        let mut left = len;
-        for &piece in &bundle {
-            let take = left.min(size);
-            read(self.take_delivered(piece, take));
-            self.recycle(piece);
-            left -= take;
-        }
-        self.bundle = bundle;
-    }
-
-    /// The next piece of an incrementally consumed buffer.
-    fn take_piece(&mut self, bid: u16, len: usize, more: bool) -> &[u8] {
-        let at = self.offset[usize::from(bid)] as usize;
         let end = at + len;
         assert!(
             end <= self.buf_size as usize,
             "piece {at}..{end} of buffer {bid}"
         );
-        self.offset[usize::from(bid)] = if more { end as u32 } else { 0 };
-        let whole = if at == 0 {
-            self.take_delivered(bid, end)
-        } else {
-            self.delivered_slice(bid, end)
-        };
-        &whole[at..]
+        self.consumed_at[usize::from(bid)] = if more { end as u32 } else { 0 };
+        &self.delivered_slice(bid, end)[at..]
     }
 
-    /// A CQE named buffer `bid` holding `len` bytes: it is ours until [`BufRing::recycle`].
-    fn take_delivered(&mut self, bid: u16, len: usize) -> &[u8] {
+    /// A CQE named buffer `bid`: it is ours until [`BufRing::recycle`].
+    fn take(&mut self, bid: u16) {
         assert!(
             bid < self.count,
             "buffer id {bid} out of range {}",
             self.count
-        );
-        assert!(
-            len <= self.buf_size as usize,
-            "len {len} > buffer size {}",
-            self.buf_size
         );
         let (word, bit) = (usize::from(bid) / 64, 1u64 << (bid % 64));
         assert_eq!(
@@ -234,7 +270,6 @@ impl BufRing {
             "buffer {bid} delivered twice"
         );
         self.delivered[word] |= bit;
-        self.delivered_slice(bid, len)
     }
 
     /// The first `len` bytes of buffer `bid`, which a CQE handed to us (asserted by the bitmap).

@@ -16,9 +16,12 @@ pub struct Completion {
     pub(super) res: i32,
     pub(super) flags: u32,
     /// Which ring reaped it: its buffer can only be read through that ring.
-    pub(super) ring: u32,
+    pub(super) ring: u64,
     /// The provided buffer this recv CQE filled, until consumed.
     pub(super) buffer: Option<u16>,
+    /// Where in `buffer` this CQE's bytes start (incremental consumption; else 0), fixed when
+    /// the CQE was reaped.
+    pub(super) piece_at: u32,
     /// The socket a successful accept CQE returned, until taken.
     pub(super) accepted: Option<OwnedFd>,
     /// A send's bytes, handed back by its completion, until taken.

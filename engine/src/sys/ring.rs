@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
@@ -81,8 +81,9 @@ pub struct Batch {
     pub min_wait_us: u32,
 }
 
-/// The id of the next ring set up in this process (completions and buffers name their ring).
-static NEXT_RING_ID: AtomicU32 = AtomicU32::new(0);
+/// The id of the next ring set up in this process (completions and buffers name their ring;
+/// 64 bits never wrap, so no two rings share one).
+static NEXT_RING_ID: AtomicU64 = AtomicU64::new(0);
 
 /// The buffer group id of a ring's provided buffers (one group per ring).
 const BUFFER_GROUP: u16 = 0;
@@ -104,7 +105,7 @@ pub enum Target {
 pub struct Ring {
     uring: IoUring,
     mode: RingMode,
-    id: u32,
+    id: u64,
     bufs: Option<BufRing>,
     sends: InFlight,
     /// Recvs pushed whose final CQE (F_MORE clear) has not been reaped.
@@ -411,6 +412,7 @@ impl Ring {
             flags,
             ring: self.id,
             buffer: None,
+            piece_at: 0,
             accepted: None,
             sent: None,
         };
@@ -422,6 +424,11 @@ impl Ring {
             }
             Tag::Recv => {
                 completion.buffer = cqueue::buffer_select(flags);
+                if let (Some(bid), Some(bufs), Ok(len)) =
+                    (completion.buffer, self.bufs.as_mut(), usize::try_from(res))
+                {
+                    completion.piece_at = bufs.reap(bid, len, cqueue::buffer_more(flags));
+                }
                 if !cqueue::more(flags) {
                     assert!(self.recvs_armed > 0, "final CQE of a recv never armed");
                     self.recvs_armed -= 1;
@@ -445,6 +452,8 @@ impl Ring {
     /// Calls `read` with the bytes this recv completion delivered — once per buffer, in order
     /// (a bundle spans several) — then gives the buffers back to the kernel. Returns the bytes
     /// delivered: 0 if the completion carries no buffer (or it was consumed already).
+    /// Completions may be consumed in any order, except that the pieces of one incrementally
+    /// consumed buffer must be consumed in the order they were reaped (else this panics).
     pub fn consume_buffers(
         &mut self,
         completion: &mut Completion,
@@ -460,7 +469,7 @@ impl Ring {
             .bufs
             .as_mut()
             .expect("a buffer was delivered, so buffers exist");
-        bufs.consume(bid, len, more, read);
+        bufs.consume(bid, len, more, completion.piece_at, read);
         len
     }
 }

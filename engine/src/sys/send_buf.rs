@@ -127,17 +127,12 @@ impl InFlight {
         (entry.user_data, buf)
     }
 
-    fn get_mut(&mut self, key: u64) -> &mut Entry {
+    fn remove(&mut self, key: u64) -> Entry {
         let (index, seq) = (key as u32 as usize, (key >> 32) as u32);
-        match self.sends.get_mut(index) {
-            Some(entry) if entry.seq == seq => entry,
+        match self.sends.get(index) {
+            Some(entry) if entry.seq == seq => self.sends.remove(index),
             _ => panic!("completion of send {key:#x}, which is not in flight"),
         }
-    }
-
-    fn remove(&mut self, key: u64) -> Entry {
-        let _ = self.get_mut(key);
-        self.sends.remove(key as u32 as usize)
     }
 
     /// Gives up the buffers without freeing them: the kernel may still read them (ring teardown

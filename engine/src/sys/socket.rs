@@ -15,31 +15,32 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 ///
 /// TCP_NODELAY and TCP_USER_TIMEOUT are set here once: accepted sockets inherit them.
 pub fn listen_reuseport(addr: SocketAddr, user_timeout: Option<Duration>) -> io::Result<OwnedFd> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.cloexec(),
-        Some(Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_tcp_nodelay(true)?;
-    if let Some(timeout) = user_timeout {
-        socket.set_tcp_user_timeout(Some(timeout))?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    Ok(socket.into())
+    listen(addr, true, user_timeout)
 }
 
 /// A listening TCP socket of this process alone (no SO_REUSEPORT): a port in use is an error.
 pub fn listen_exclusive(addr: SocketAddr) -> io::Result<OwnedFd> {
+    listen(addr, false, None)
+}
+
+fn listen(
+    addr: SocketAddr,
+    reuse_port: bool,
+    user_timeout: Option<Duration>,
+) -> io::Result<OwnedFd> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::STREAM.cloexec(),
         Some(Protocol::TCP),
     )?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.set_tcp_nodelay(true)?;
+    if let Some(timeout) = user_timeout {
+        socket.set_tcp_user_timeout(Some(timeout))?;
+    }
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     Ok(socket.into())

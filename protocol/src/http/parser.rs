@@ -111,7 +111,6 @@ impl Parser {
     }
 
     fn advance<'a>(&mut self, input: &'a [u8]) -> Parse<'a> {
-        let mut parsed = None;
         if self.state == State::Head(HeadScan::new()) {
             if let Some(answer) = self.whole_head(input) {
                 return answer;
@@ -130,42 +129,21 @@ impl Parser {
                     Err(error) => return Parse::Invalid(error),
                 }
             };
-            let head = match head::parse(&input[..head_len], &self.caps) {
-                Ok(head) => head,
-                Err(error) => return Parse::Invalid(error),
+            return match head::parse(&input[..head_len], &self.caps) {
+                Ok(head) => self.start_body(head, head_len, input),
+                Err(error) => Parse::Invalid(error),
             };
-            let head_len = head_len as u32; // <= head_max < 2^32
-            self.state = match head.framing {
-                Framing::None => {
-                    return Parse::Complete {
-                        request: head.into_request(Body::Empty),
-                        len: head_len as usize,
-                    }
-                }
-                Framing::Length(body_len) => State::Length { head_len, body_len },
-                Framing::Chunked => State::Chunked {
-                    head_len,
-                    scan: ChunkScan::new(),
-                },
-            };
-            parsed = Some(head);
         }
         match self.body(input) {
-            Ok(Some(whole)) => {
-                // A head parsed by an earlier call is parsed again (it is valid): the parser
-                // keeps only its length, not pointers into the caller's buffer.
-                let head = parsed.map_or_else(
-                    || head::parse(&input[..whole.head_len], &self.caps),
-                    Ok::<Head<'a>, Error>,
-                );
-                match head {
-                    Ok(head) => Parse::Complete {
-                        request: head.into_request(whole.body),
-                        len: whole.len,
-                    },
-                    Err(error) => Parse::Invalid(error),
-                }
-            }
+            // A head parsed by an earlier call is parsed again (it is valid): the parser keeps
+            // only its length, not pointers into the caller's buffer.
+            Ok(Some(whole)) => match head::parse(&input[..whole.head_len], &self.caps) {
+                Ok(head) => Parse::Complete {
+                    request: head.into_request(whole.body),
+                    len: whole.len,
+                },
+                Err(error) => Parse::Invalid(error),
+            },
             Ok(None) => Parse::Partial(Phase::Body),
             Err(error) => Parse::Invalid(error),
         }
@@ -175,32 +153,40 @@ impl Parser {
     /// `head::parse_whole`); `None` leaves it to the byte-by-byte path.
     fn whole_head<'a>(&mut self, input: &'a [u8]) -> Option<Parse<'a>> {
         let (head, head_len) = head::parse_whole(input, &self.caps)?;
-        let head = match head {
-            Ok(head) => head,
-            Err(error) => return Some(Parse::Invalid(error)),
-        };
-        let head_len = head_len as u32; // <= head_max < 2^32
+        Some(match head {
+            Ok(head) => self.start_body(head, head_len, input),
+            Err(error) => Parse::Invalid(error),
+        })
+    }
+
+    /// The head (its first `head_len` bytes of `input`) is parsed: the request if it has no
+    /// body or its body is there too, else the body state to resume from.
+    fn start_body<'a>(&mut self, head: Head<'a>, head_len: usize, input: &'a [u8]) -> Parse<'a> {
+        let stored_len = head_len as u32; // <= head_max < 2^32
         self.state = match head.framing {
             Framing::None => {
-                return Some(Parse::Complete {
+                return Parse::Complete {
                     request: head.into_request(Body::Empty),
-                    len: head_len as usize,
-                })
+                    len: head_len,
+                }
             }
-            Framing::Length(body_len) => State::Length { head_len, body_len },
+            Framing::Length(body_len) => State::Length {
+                head_len: stored_len,
+                body_len,
+            },
             Framing::Chunked => State::Chunked {
-                head_len,
+                head_len: stored_len,
                 scan: ChunkScan::new(),
             },
         };
-        Some(match self.body(input) {
+        match self.body(input) {
             Ok(Some(whole)) => Parse::Complete {
                 request: head.into_request(whole.body),
                 len: whole.len,
             },
             Ok(None) => Parse::Partial(Phase::Body),
             Err(error) => Parse::Invalid(error),
-        })
+        }
     }
 
     /// In a body state: the request's extent once its body is complete.

@@ -120,13 +120,18 @@ const PEER_COLOURS: [RGBColor; 5] = [
     RGBColor(0x7f, 0xc6, 0xbc),
 ];
 
+/// The engine and its variants (`engine-batch`, ...), apart from the peer servers.
+fn is_engine(server: &str) -> bool {
+    server.starts_with("engine")
+}
+
 /// Fill colour of each server, in `summary.servers` order.
 fn palette(servers: &[String]) -> Vec<RGBColor> {
     let (mut engines, mut peers) = (0, 0);
     servers
         .iter()
         .map(|server| {
-            if server.starts_with("engine") {
+            if is_engine(server) {
                 engines += 1;
                 ENGINE_COLOURS[(engines - 1) % ENGINE_COLOURS.len()]
             } else {
@@ -236,25 +241,25 @@ fn draw_header(
     const SWATCH: i32 = 16;
     const GAP: i32 = 28;
     let px = SUBTITLE_SIZE / 1.24;
-    let width_of = |s: &String| SWATCH + 6 + (s.len() as f64 * px * GLYPH_WIDTH) as i32;
+    let widths: Vec<i32> = summary
+        .servers
+        .iter()
+        .map(|s| SWATCH + 6 + (s.len() as f64 * px * GLYPH_WIDTH) as i32)
+        .collect();
     let mut rows: Vec<Vec<usize>> = vec![Vec::new()];
     let mut row_width = 0;
-    for (index, server) in summary.servers.iter().enumerate() {
-        let width = width_of(server) + GAP;
-        if row_width + width > WIDTH as i32 - 2 * MARGIN && !rows[rows.len() - 1].is_empty() {
+    for (index, width) in widths.iter().enumerate() {
+        if row_width + width + GAP > WIDTH as i32 - 2 * MARGIN && !rows[rows.len() - 1].is_empty() {
             rows.push(Vec::new());
             row_width = 0;
         }
-        row_width += width;
+        row_width += width + GAP;
         rows.last_mut().expect("one row at least").push(index);
     }
     let colours = palette(&summary.servers);
     let left = Pos::new(HPos::Left, VPos::Center);
     for (row, servers) in rows.iter().enumerate() {
-        let total: i32 = servers
-            .iter()
-            .map(|&i| width_of(&summary.servers[i]) + GAP)
-            .sum();
+        let total: i32 = servers.iter().map(|&i| widths[i] + GAP).sum();
         let (mut x, y) = (
             x - (total - GAP) / 2,
             MARGIN + 66 + row as i32 * LEGEND_ROW_HEIGHT,
@@ -267,7 +272,7 @@ fn draw_header(
                 (x + SWATCH + 6, y),
                 TextStyle::from((FONT, SUBTITLE_SIZE).into_font()).pos(left),
             ))?;
-            x += width_of(&summary.servers[index]) + GAP;
+            x += widths[index] + GAP;
         }
     }
     Ok(HEADER_HEIGHT + (rows.len() as u32 - 1) * LEGEND_ROW_HEIGHT as u32)

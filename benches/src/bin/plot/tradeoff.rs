@@ -8,8 +8,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    draw_header, palette, run_counts, AXIS_SIZE, FONT, GRID, HEIGHT, MARGIN, PANEL_TITLE_SIZE,
-    VALUE_SIZE, WIDTH,
+    draw_header, is_engine, palette, run_counts, AXIS_SIZE, FONT, GRID, HEIGHT, MARGIN,
+    PANEL_TITLE_SIZE, VALUE_SIZE, WIDTH,
 };
 
 /// Panels per row.
@@ -124,10 +124,10 @@ fn draw_panel(
         .light_line_style(TRANSPARENT)
         .draw()?;
 
-    let is_engine = |p: &&Point| summary.servers[p.server].starts_with("engine");
+    let of_engine = |p: &&Point| is_engine(&summary.servers[p.server]);
     let engine: Vec<(f64, f64)> = points
         .iter()
-        .filter(is_engine)
+        .filter(of_engine)
         .map(|p| (p.p99_us, p.cpu_us))
         .collect();
     chart.draw_series([PathElement::new(frontier(engine), CURVE.stroke_width(2))])?;
@@ -137,7 +137,7 @@ fn draw_panel(
     for point in points {
         let at = (point.p99_us, point.cpu_us);
         let fill = colours[point.server].filled();
-        if is_engine(&point) {
+        if of_engine(&point) {
             chart.draw_series([Circle::new(at, POINT_SIZE, fill)])?;
         } else {
             chart.draw_series([TriangleMarker::new(at, POINT_SIZE + 2, fill)])?;

@@ -90,3 +90,40 @@ fn every_mode_delivers_the_stream_exactly_and_recycles_every_buffer() {
         );
     }
 }
+
+/// What a completion holds is fixed when it is reaped: two connections' bundles reaped in one
+/// batch and consumed backwards (the second one's recycle reuses the first one's ring entries)
+/// still give each connection its own bytes.
+#[test]
+fn completions_consumed_out_of_order_still_give_their_own_bytes() {
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    const EACH: usize = 5000; // two 4 KiB buffers per connection
+    for mode in [Consumption::Whole, Consumption::Bundles] {
+        let mut ring = Ring::new(64, 256).expect("ring");
+        ring.provide_buffers_as(8, 4096, mode).expect("buffers");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut servers = Vec::new();
+        for (index, byte) in [b'a', b'b'].into_iter().enumerate() {
+            let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            client.write_all(&[byte; EACH]).unwrap();
+            ring.recv_multi(&server, index as u64).unwrap();
+            servers.push((server, client));
+        }
+        std::thread::sleep(Duration::from_millis(20)); // both wait in their sockets
+        let (mut received, mut completions) = ([Vec::new(), Vec::new()], Vec::new());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while received.iter().any(|r| r.len() < EACH) && std::time::Instant::now() < deadline {
+            ring.submit_and_wait(Some(Duration::from_millis(100)), None)
+                .unwrap();
+            ring.reap(&mut completions);
+            for mut completion in completions.drain(..).rev() {
+                let into = &mut received[completion.user_data() as usize];
+                ring.consume_buffers(&mut completion, |data| into.extend_from_slice(data));
+            }
+        }
+        assert_eq!(received[0], [b'a'; EACH], "{mode:?}");
+        assert_eq!(received[1], [b'b'; EACH], "{mode:?}");
+    }
+}
