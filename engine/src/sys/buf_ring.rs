@@ -344,8 +344,10 @@ impl BufRing {
         }
     }
 
-    /// Keeps the memory mapped for the life of the process: a recv may still write into it.
+    /// Keeps the memory the kernel may use mapped for the life of the process (a recv may
+    /// still write into it); the bookkeeping is freed.
     pub fn leak(self) {
-        std::mem::forget(self);
+        std::mem::forget(self.entries);
+        std::mem::forget(self.buffers);
     }
 }

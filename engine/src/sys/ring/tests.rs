@@ -97,7 +97,7 @@ fn every_mode_delivers_the_stream_exactly_and_recycles_every_buffer() {
 #[test]
 fn completions_consumed_out_of_order_still_give_their_own_bytes() {
     use std::io::Write;
-    use std::net::{TcpListener, TcpStream};
+    use std::net::{Shutdown, TcpListener, TcpStream};
     const EACH: usize = 5000; // two 4 KiB buffers per connection
     for mode in [Consumption::Whole, Consumption::Bundles] {
         let mut ring = Ring::new(64, 256).expect("ring");
@@ -125,5 +125,21 @@ fn completions_consumed_out_of_order_still_give_their_own_bytes() {
         }
         assert_eq!(received[0], [b'a'; EACH], "{mode:?}");
         assert_eq!(received[1], [b'b'; EACH], "{mode:?}");
+        // The clients' FINs end both recvs, so the ring is dropped with nothing in flight.
+        servers
+            .iter()
+            .for_each(|(_, client)| client.shutdown(Shutdown::Write).unwrap());
+        while ring.recvs_armed_for_tests() && std::time::Instant::now() < deadline {
+            ring.submit_and_wait(Some(Duration::from_millis(100)), None)
+                .unwrap();
+            ring.reap(&mut completions);
+            for mut completion in completions.drain(..) {
+                assert_eq!(ring.consume_buffers(&mut completion, |_| {}), 0, "{mode:?}");
+            }
+        }
+        assert!(
+            !ring.recvs_armed_for_tests(),
+            "{mode:?}: the recvs did not end"
+        );
     }
 }
