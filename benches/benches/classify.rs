@@ -15,7 +15,7 @@ fn realistic_mix(count: usize) -> Vec<FinalRecv> {
                 70..=72 => (0, Intent::None, 0, Some(libc::EPIPE)),
                 73..=79 => (-libc::ECANCELED, Intent::IdleTimeout, 0, None),
                 80..=82 => (-libc::ECANCELED, Intent::ReadTimeout, 2, None),
-                83..=87 => (-libc::ECANCELED, Intent::LocalClose, 0, None),
+                83..=87 => (-libc::ECANCELED, Intent::PeerClose, 0, None),
                 88..=89 => (-libc::ECANCELED, Intent::ProtocolError, 0, None),
                 90..=94 => (-libc::ENOBUFS, Intent::None, 0, None),
                 95..=96 => (4096, Intent::None, 0, None),

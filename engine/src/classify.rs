@@ -15,8 +15,12 @@ pub enum Cause {
     PeerReset,
     IdleTimeout,
     ReadTimeout,
+    /// The peer asked, in its protocol, to end the connection; the engine closed after answering.
+    PeerClose,
     LocalClose,
     ProtocolError,
+    /// Output pushed into the connection passed its bound: the peer does not read fast enough.
+    SlowConsumer,
     Shutdown,
     TcpTimeout,
     Aborted,
@@ -24,14 +28,16 @@ pub enum Cause {
 }
 
 impl Cause {
-    pub const ALL: [Cause; 11] = [
+    pub const ALL: [Cause; 13] = [
         Cause::PeerFin,
         Cause::PeerFinMidFrame,
         Cause::PeerReset,
         Cause::IdleTimeout,
         Cause::ReadTimeout,
+        Cause::PeerClose,
         Cause::LocalClose,
         Cause::ProtocolError,
+        Cause::SlowConsumer,
         Cause::Shutdown,
         Cause::TcpTimeout,
         Cause::Aborted,
@@ -46,8 +52,10 @@ impl Cause {
             Cause::PeerReset => "peer_reset",
             Cause::IdleTimeout => "idle_timeout",
             Cause::ReadTimeout => "read_timeout",
+            Cause::PeerClose => "peer_close",
             Cause::LocalClose => "local_close",
             Cause::ProtocolError => "protocol_error",
+            Cause::SlowConsumer => "slow_consumer",
             Cause::Shutdown => "shutdown",
             Cause::TcpTimeout => "tcp_timeout",
             Cause::Aborted => "aborted",
@@ -66,8 +74,10 @@ impl Cause {
         match self {
             Cause::IdleTimeout
             | Cause::ReadTimeout
+            | Cause::PeerClose
             | Cause::LocalClose
             | Cause::ProtocolError
+            | Cause::SlowConsumer
             | Cause::Shutdown => true,
             Cause::PeerFin
             | Cause::PeerFinMidFrame
@@ -87,8 +97,10 @@ pub enum Intent {
     Pause,
     IdleTimeout,
     ReadTimeout,
+    PeerClose,
     LocalClose,
     ProtocolError,
+    SlowConsumer,
     Shutdown,
 }
 
@@ -99,8 +111,10 @@ impl Intent {
             Intent::None | Intent::Pause => None,
             Intent::IdleTimeout => Some(Cause::IdleTimeout),
             Intent::ReadTimeout => Some(Cause::ReadTimeout),
+            Intent::PeerClose => Some(Cause::PeerClose),
             Intent::LocalClose => Some(Cause::LocalClose),
             Intent::ProtocolError => Some(Cause::ProtocolError),
+            Intent::SlowConsumer => Some(Cause::SlowConsumer),
             Intent::Shutdown => Some(Cause::Shutdown),
         }
     }
@@ -171,13 +185,15 @@ pub const fn classify_by_rule(input: FinalRecv) -> Verdict {
 }
 
 // Classes of evidence: within a class, `classify_by_rule` gives the same verdict.
-const INTENTS: [Intent; 7] = [
+const INTENTS: [Intent; 9] = [
     Intent::None,
     Intent::Pause,
     Intent::IdleTimeout,
     Intent::ReadTimeout,
+    Intent::PeerClose,
     Intent::LocalClose,
     Intent::ProtocolError,
+    Intent::SlowConsumer,
     Intent::Shutdown,
 ];
 const SEND_NONE: usize = 0;
@@ -331,17 +347,8 @@ mod tests {
 
     #[test]
     fn the_engines_decisions_are_the_causes_of_its_intents() {
-        let intents = [
-            Intent::None,
-            Intent::Pause,
-            Intent::IdleTimeout,
-            Intent::ReadTimeout,
-            Intent::LocalClose,
-            Intent::ProtocolError,
-            Intent::Shutdown,
-        ];
         for cause in Cause::ALL {
-            let of_an_intent = intents.iter().any(|i| i.close_cause() == Some(cause));
+            let of_an_intent = INTENTS.iter().any(|i| i.close_cause() == Some(cause));
             assert_eq!(cause.is_engine_decision(), of_an_intent, "{cause:?}");
         }
     }
@@ -373,6 +380,10 @@ mod tests {
             (0,           Intent::IdleTimeout,   0, None,                    Close(IdleTimeout)),
             (CANCELED,    Intent::ReadTimeout,   2, None,                    Close(ReadTimeout)),
             (CANCELED,    Intent::LocalClose,    0, None,                    Close(LocalClose)),
+            (CANCELED,    Intent::PeerClose,     0, None,                    Close(PeerClose)),
+            (0,           Intent::PeerClose,     0, Some(libc::EPIPE),       Close(PeerClose)),
+            (CANCELED,    Intent::SlowConsumer,  0, None,                    Close(SlowConsumer)),
+            (-libc::ENOBUFS, Intent::SlowConsumer, 0, None,                  Close(SlowConsumer)),
             (RESET,       Intent::LocalClose,    0, Some(libc::EPIPE),       Close(LocalClose)),
             (CANCELED,    Intent::ProtocolError, 0, None,                    Close(ProtocolError)),
             (NOBUFS,      Intent::Shutdown,      0, None,                    Close(Shutdown)),

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::mesh::Wake;
 use crate::sys::{Consumption, BUF_RING_ENTRIES_MAX};
 
 /// Ring depth (SQ entries) per core: default and bounds (the kernel caps the SQ at 32768).
@@ -111,6 +112,7 @@ pub struct Config {
     pub(crate) log_drops: Option<LogDrops>,
     pub(crate) consumption: Consumption,
     pub(crate) register_ring_fd: bool,
+    pub(crate) wake: Wake,
 }
 
 impl fmt::Debug for Config {
@@ -151,6 +153,7 @@ impl Default for Config {
             log_drops: None,
             consumption: CONSUMPTION_DEFAULT,
             register_ring_fd: REGISTER_RING_FD_DEFAULT,
+            wake: Wake::Auto,
         }
     }
 }
@@ -244,7 +247,9 @@ impl Config {
         self
     }
 
-    /// Reply bytes queued per connection before the engine stops reading from it.
+    /// Output bytes queued per connection, at most: past it, the engine stops reading from a
+    /// connection whose own replies piled up (and resumes below half), and closes one that
+    /// others push into as `slow_consumer` ([`crate::Context::push`]).
     pub fn max_queued_bytes(mut self, bytes: usize) -> Config {
         self.max_queued_bytes = bytes;
         self
@@ -264,6 +269,13 @@ impl Config {
     }
 
     /// Enter each ring through its registered fd (Linux 5.18+), skipping the fd lookup.
+    /// How a core wakes another for its messages ([`crate::Context::send`]): MSG_RING where
+    /// the kernel has it (default), or always the target's eventfd.
+    pub fn wake(mut self, wake: Wake) -> Config {
+        self.wake = wake;
+        self
+    }
+
     pub fn register_ring_fd(mut self, on: bool) -> Config {
         self.register_ring_fd = on;
         self
@@ -423,6 +435,7 @@ pub(crate) struct Settings {
     pub max_queued_bytes: usize,
     pub consumption: Consumption,
     pub register_ring_fd: bool,
+    pub wake: Wake,
 }
 
 impl Settings {
@@ -442,6 +455,7 @@ impl Settings {
             max_queued_bytes: config.max_queued_bytes,
             consumption: config.consumption,
             register_ring_fd: config.register_ring_fd,
+            wake: config.wake,
         }
     }
 }

@@ -5,13 +5,13 @@ use std::net::SocketAddr;
 
 use protocol::{encode_frame, encoded_len, next_frame, Kind, Next, HEADER_LEN, HELLO_LEN};
 
-use crate::protocol_api::{Context, MessagePhase, Output, Protocol, Step};
+use crate::protocol_api::{Context, MessagePhase, Protocol, Step};
 
 /// The payload bound of one frame: default; the wire format caps it at `u16::MAX`.
 pub const MAX_FRAME_DEFAULT: usize = 16 * 1024;
 
 /// ECHO replies with the same payload, CLOSE closes after the replies before it
-/// (`local_close`), HELLO sets the record's tag; any other kind, a frame longer than
+/// (`peer_close`), HELLO sets the record's tag; any other kind, a frame longer than
 /// `max_frame`, HELLO not 8 bytes long or CLOSE not empty is a `protocol_error`, found from the
 /// 3-byte header before the payload arrives.
 #[derive(Clone, Copy, Debug)]
@@ -68,8 +68,12 @@ pub struct FrameSession {
 
 impl Protocol for FrameProtocol {
     type Session = FrameSession;
+    type CoreState = ();
+    type Message = ();
 
-    fn open(&self, _peer: Option<SocketAddr>) -> FrameSession {
+    fn core_state(&self, _core: u16) {}
+
+    fn open(&self, _peer: Option<SocketAddr>, _cx: &mut Context<'_, Self>) -> FrameSession {
         FrameSession::default()
     }
 
@@ -77,8 +81,7 @@ impl Protocol for FrameProtocol {
         &self,
         session: &mut FrameSession,
         input: &[u8],
-        out: &mut Output<'_>,
-        _cx: &Context,
+        cx: &mut Context<'_, Self>,
     ) -> Step {
         let (mut at, mut messages) = (0, 0);
         loop {
@@ -87,11 +90,11 @@ impl Protocol for FrameProtocol {
                     at += len;
                     messages += 1;
                     match frame.kind {
-                        Kind::Echo => {
-                            out.push_with(|buf| encode_frame(Kind::Echo, frame.payload, buf));
-                        }
+                        Kind::Echo => cx
+                            .output()
+                            .push_with(|buf| encode_frame(Kind::Echo, frame.payload, buf)),
                         Kind::Hello => session.tag = Some(frame.hello_tag()),
-                        Kind::Close => return Step::close(at, messages),
+                        Kind::Close => return Step::peer_close(at, messages),
                     }
                 }
                 Ok(Next::Incomplete { .. }) => return Step::more(at, messages),
@@ -120,23 +123,15 @@ impl Protocol for FrameProtocol {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::testing::Harness;
     use crate::protocol_api::Verdict;
 
     fn run(input: &[u8]) -> (Step, Vec<u8>, FrameSession) {
         let proto = FrameProtocol::new(16).unwrap();
-        let mut session = proto.open(None);
-        let (mut bytes, mut lens) = (Vec::new(), Vec::new());
-        let mut out = Output {
-            bytes: &mut bytes,
-            lens: &mut lens,
-        };
-        let cx = Context {
-            core: 0,
-            now_us: 0,
-            draining: false,
-        };
-        let step = proto.on_input(&mut session, input, &mut out, &cx);
-        (step, bytes, session)
+        let mut core = Harness::new(&proto);
+        let mut session = proto.open(None, &mut core.cx());
+        let step = proto.on_input(&mut session, input, &mut core.cx());
+        (step, core.written(), session)
     }
 
     fn frames(list: &[(Kind, &[u8])]) -> Vec<u8> {
@@ -166,7 +161,7 @@ mod tests {
     fn close_stops_after_the_replies_before_it() {
         let input = frames(&[(Kind::Echo, b"a"), (Kind::Close, b""), (Kind::Echo, b"b")]);
         let (step, replies, _) = run(&input);
-        assert_eq!(step, Step::close(7, 2));
+        assert_eq!(step, Step::peer_close(7, 2));
         assert_eq!(replies, frames(&[(Kind::Echo, b"a")]));
     }
 

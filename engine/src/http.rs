@@ -1,6 +1,6 @@
 //! HTTP/1.1 as one [`Protocol`] on the engine's seam: the `protocol::http` codec (on `httparse`)
 //! parses, a [`Handler`] answers, and the engine's own verdicts follow the requests —
-//! `Connection: close` and HTTP/1.0 close after their response (`local_close`), bad input is
+//! `Connection: close` and HTTP/1.0 close after their response (`peer_close`), bad input is
 //! answered with its 4xx/5xx and closed (`protocol_error`), a FIN inside a request is
 //! `peer_fin_mid_frame` with phase `header` or `body`, a slowloris is `read_timeout`, and during
 //! a drain the request in progress is answered with `Connection: close` (`shutdown`).
@@ -8,20 +8,20 @@
 //! Keep-alive and pipelining: every complete request in the received bytes is answered in order,
 //! into one output, so the engine sends the answers of one receive in one batch.
 
-use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use protocol::http::{self, HttpDate, Limits, Parse, Parser, Phase, Request};
 
-use crate::protocol_api::{Context, MessagePhase, Output, Protocol, Step};
+use crate::protocol_api::{Context, MessagePhase, Protocol, Step};
 
 /// What a handler's response means for the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Answer {
     /// Keep the connection for the next request (if the request allows it).
     KeepAlive,
-    /// Close after this response: the request asked (`local_close`).
+    /// Close after this response: `peer_close` if the request asked for it (`Connection:
+    /// close`, HTTP/1.0), else the handler's own decision (`local_close`).
     Close,
     /// The request was bad input, answered with an error: close (`protocol_error`).
     Reject,
@@ -88,8 +88,15 @@ pub struct HttpSession {
 
 impl<H: Handler> Protocol for Http<H> {
     type Session = HttpSession;
+    /// Each core's `Date`, formatted at most once per second.
+    type CoreState = DateClock;
+    type Message = ();
 
-    fn open(&self, _peer: Option<SocketAddr>) -> HttpSession {
+    fn core_state(&self, _core: u16) -> DateClock {
+        DateClock::default()
+    }
+
+    fn open(&self, _peer: Option<SocketAddr>, _cx: &mut Context<'_, Self>) -> HttpSession {
         HttpSession {
             parser: self.fresh,
             requests: 0,
@@ -101,10 +108,10 @@ impl<H: Handler> Protocol for Http<H> {
         &self,
         session: &mut HttpSession,
         input: &[u8],
-        out: &mut Output<'_>,
-        cx: &Context,
+        cx: &mut Context<'_, Self>,
     ) -> Step {
-        let date = date_at(cx.now_us());
+        let now_us = cx.now_us();
+        let date = cx.state().date_at(now_us);
         let (mut used, mut requests) = (0, 0);
         loop {
             match session.parser.parse(&input[used..]) {
@@ -116,18 +123,25 @@ impl<H: Handler> Protocol for Http<H> {
                     }
                     session.requests += 1;
                     // Draining: this is the connection's last answer, and it says so.
+                    let asked_to_close = !request.keep_alive;
                     request.keep_alive &= !cx.draining();
                     let mut answer = Answer::KeepAlive;
-                    out.push_with(|buf| answer = self.handler.respond(&request, &date, buf));
+                    cx.output()
+                        .push_with(|buf| answer = self.handler.respond(&request, &date, buf));
                     match answer {
                         Answer::KeepAlive if request.keep_alive => {}
+                        Answer::KeepAlive | Answer::Close if asked_to_close => {
+                            return Step::peer_close(used, requests)
+                        }
+                        // The drain's decision (`shutdown`), or the handler's own.
                         Answer::KeepAlive | Answer::Close => return Step::close(used, requests),
                         Answer::Reject => return Step::violation(used, requests),
                     }
                 }
                 Parse::Partial(_) => return Step::more(used, requests),
                 Parse::Invalid(error) => {
-                    out.push_with(|buf| http::write_error(buf, &date, error));
+                    cx.output()
+                        .push_with(|buf| http::write_error(buf, &date, error));
                     return Step::violation(used, requests);
                 }
             }
@@ -152,40 +166,34 @@ impl<H: Handler> Protocol for Http<H> {
 
 /// The `Date` of a core, formatted at most once per second: the clock is read only when the
 /// core's loop time passed the end of the second the cached date names.
-struct DateClock {
-    date: HttpDate,
+#[derive(Debug, Default)]
+pub struct DateClock {
+    date: Option<HttpDate>,
     valid_until_us: u64,
 }
 
-thread_local! {
-    static DATE: RefCell<Option<DateClock>> = const { RefCell::new(None) };
-}
-
-fn date_at(now_us: u64) -> HttpDate {
-    DATE.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        match &*cell {
-            Some(clock) if now_us < clock.valid_until_us => clock.date,
+impl DateClock {
+    fn date_at(&mut self, now_us: u64) -> HttpDate {
+        match self.date {
+            Some(date) if now_us < self.valid_until_us => date,
             _ => {
                 let now = SystemTime::now();
                 let into_second = now
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |since| u64::from(since.subsec_micros()));
-                let clock = DateClock {
-                    date: HttpDate::new(now),
-                    valid_until_us: now_us + (1_000_000 - into_second),
-                };
-                let date = clock.date;
-                *cell = Some(clock);
+                let date = HttpDate::new(now);
+                self.date = Some(date);
+                self.valid_until_us = now_us + (1_000_000 - into_second);
                 date
             }
         }
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::testing::Harness;
     use crate::protocol_api::Verdict;
 
     fn run(
@@ -194,18 +202,14 @@ mod tests {
         input: &[u8],
         draining: bool,
     ) -> (Step, String) {
-        let (mut bytes, mut lens) = (Vec::new(), Vec::new());
-        let mut out = Output {
-            bytes: &mut bytes,
-            lens: &mut lens,
-        };
-        let cx = Context {
-            core: 0,
-            now_us: 0,
-            draining,
-        };
-        let step = proto.on_input(session, input, &mut out, &cx);
-        (step, String::from_utf8(bytes).unwrap())
+        let mut core = Harness::new(proto);
+        core.draining = draining;
+        let step = proto.on_input(session, input, &mut core.cx());
+        (step, String::from_utf8(core.written()).unwrap())
+    }
+
+    fn open(proto: &Http<Arena>) -> HttpSession {
+        proto.open(None, &mut Harness::new(proto).cx())
     }
 
     fn http() -> Http<Arena> {
@@ -215,7 +219,7 @@ mod tests {
     #[test]
     fn pipelined_requests_are_answered_in_order_and_the_rest_is_kept() {
         let proto = http();
-        let mut session = proto.open(None);
+        let mut session = open(&proto);
         let input = b"GET /pipeline HTTP/1.1\r\nHost: a\r\nx-client-tag: 9\r\n\r\n\
                       GET /baseline11?a=1&b=2 HTTP/1.1\r\nHost: a\r\n\r\nGET /pipe";
         let (step, text) = run(&proto, &mut session, input, false);
@@ -235,9 +239,9 @@ mod tests {
         let cases: [(&[u8], Verdict); 5] = [
             (
                 b"GET /pipeline HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-                Verdict::Close,
+                Verdict::PeerClose,
             ),
-            (b"GET /pipeline HTTP/1.0\r\n\r\n", Verdict::Close),
+            (b"GET /pipeline HTTP/1.0\r\n\r\n", Verdict::PeerClose),
             (b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n", Verdict::Continue),
             (
                 b"GET /baseline11?a=x HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -246,7 +250,7 @@ mod tests {
             (b"GET / HTTP/2.0\r\n\r\n", Verdict::Violation),
         ];
         for (input, verdict) in cases {
-            let mut session = proto.open(None);
+            let mut session = open(&proto);
             let (step, text) = run(&proto, &mut session, input, false);
             assert_eq!(step.verdict, verdict, "{text}");
             assert!(text.starts_with("HTTP/1.1 "), "one response: {text}");
@@ -256,7 +260,7 @@ mod tests {
     #[test]
     fn a_drain_answers_with_connection_close() {
         let proto = http();
-        let mut session = proto.open(None);
+        let mut session = open(&proto);
         let input =
             b"GET /pipeline HTTP/1.1\r\nHost: a\r\n\r\nGET /pipeline HTTP/1.1\r\nHost: a\r\n\r\n";
         let (step, text) = run(&proto, &mut session, input, true);
@@ -268,7 +272,7 @@ mod tests {
     #[test]
     fn a_body_in_progress_is_phase_body() {
         let proto = http();
-        let mut session = proto.open(None);
+        let mut session = open(&proto);
         let input = b"POST /baseline11?a=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n2";
         let (step, _) = run(&proto, &mut session, input, false);
         assert_eq!(step, Step::more(0, 0));

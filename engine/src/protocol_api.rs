@@ -1,6 +1,6 @@
 //! The seam between the engine and a protocol: what a protocol implements ([`Protocol`]) and what
-//! the engine hands it ([`Output`], [`Context`]). Everything else — accepting, receiving into
-//! provided buffers, batching sends, backpressure, timers, the drain, and the close cause of
+//! the engine hands it ([`Context`], [`Output`]). Everything else — accepting, receiving into
+//! provided buffers, batching sends, backpressure, timeouts, the drain, and the close cause of
 //! every connection with its record and counters — the engine does for every protocol alike.
 //!
 //! Input is delivered as byte slices straight from the provided buffers. A protocol answers how
@@ -9,34 +9,77 @@
 //! protocol copies only what it wants to keep, and the engine always knows how many bytes of an
 //! incomplete message are buffered: that is what turns a FIN into `peer_fin_mid_frame` instead
 //! of `peer_fin`, and a silence into `read_timeout` instead of `idle_timeout`.
+//!
+//! Every callback runs on the core that owns the connection (or the per-core state) and gets a
+//! [`Context`]: the core's state, writes to any connection of the core ([`ConnId`]), deferred
+//! replies, timers, and messages to other cores.
 
 use std::net::SocketAddr;
 
+pub use crate::context::{
+    BroadcastError, ConnId, Context, SendError, TimerError, WriteError, CONN_TIMERS, CORE_TIMERS,
+};
+use crate::record::CloseRecord;
+
 /// A protocol the engine serves. One value is shared by every core (hence `Sync`); each
-/// connection gets its own [`Protocol::Session`], which never leaves its core.
+/// connection gets its own [`Protocol::Session`] and each core its own
+/// [`Protocol::CoreState`], which never leave their core.
 ///
 /// The methods take `&self` for the protocol's configuration and the session explicitly, so a
-/// connection's state holds only what differs per connection.
+/// connection's state holds only what differs per connection. Only `on_input` is on the hot path;
+/// the other callbacks default to doing nothing.
 pub trait Protocol: Send + Sync + 'static {
     /// Per-connection state, created at accept.
     type Session: 'static;
+    /// Per-core state (rooms, caches, counters), created on the core's thread before it serves.
+    /// `()` if the protocol needs none.
+    type CoreState: 'static;
+    /// What cores send each other ([`Context::send`], [`Context::broadcast`]). `()` if the
+    /// protocol sends none.
+    type Message: Send + 'static;
 
-    /// A connection was accepted from `peer` (`None` if it is already gone).
-    fn open(&self, peer: Option<SocketAddr>) -> Self::Session;
+    /// The state of core `core` (of [`Context::cores`]), made on that core's thread.
+    fn core_state(&self, core: u16) -> Self::CoreState;
+
+    /// A connection was accepted from `peer` (`None` if it is already gone). `cx.conn()` is its
+    /// handle; a greeting may be written with `cx.output()`.
+    fn open(&self, peer: Option<SocketAddr>, cx: &mut Context<'_, Self>) -> Self::Session;
 
     /// Handles received bytes: `input` is whatever the previous call left unconsumed, followed
-    /// by the bytes that just arrived. Appends one reply per answered message to `out`.
+    /// by the bytes that just arrived. Appends one reply per answered message to
+    /// [`Context::output`], or defers it ([`Context::defer`]) to answer later.
     ///
     /// Returns how many leading bytes of `input` complete messages used, how many messages those
-    /// were, and the verdict. After [`Verdict::Close`] or [`Verdict::Violation`] the engine feeds
-    /// this connection nothing more; the replies already in `out` are still sent.
+    /// were, and the verdict. After a closing verdict the engine feeds this connection nothing
+    /// more; the replies already written (and the deferred ones, when they come) are still sent.
     fn on_input(
         &self,
         session: &mut Self::Session,
         input: &[u8],
-        out: &mut Output<'_>,
-        cx: &Context,
+        cx: &mut Context<'_, Self>,
     ) -> Step;
+
+    /// Timer `timer` of this connection ([`Context::set_timer`]) is due. It does not fire once
+    /// the engine has sent its FIN, and dies with the connection.
+    fn on_timer(&self, _session: &mut Self::Session, _timer: usize, _cx: &mut Context<'_, Self>) {}
+
+    /// Core timer `timer` ([`Context::set_core_timer`]) is due.
+    fn on_core_timer(&self, _timer: usize, _cx: &mut Context<'_, Self>) {}
+
+    /// A message another core (or this one) sent to this core.
+    fn on_message(&self, _message: Self::Message, _cx: &mut Context<'_, Self>) {}
+
+    /// The connection ended: `record` is its close record (cause, phase, bytes, messages,
+    /// completion code, duration, peer). Called once per connection, in every classify mode,
+    /// after the connection is gone (its handle is stale: writes to it fail); the session is
+    /// dropped after this returns. Not called for the connections of a core that panicked.
+    fn on_close(
+        &self,
+        _session: Self::Session,
+        _record: &CloseRecord,
+        _cx: &mut Context<'_, Self>,
+    ) {
+    }
 
     /// Which part of a message the unconsumed `tail` (never empty) is: the record's `phase`.
     fn partial_phase(&self, session: &Self::Session, tail: &[u8]) -> MessagePhase;
@@ -47,7 +90,7 @@ pub trait Protocol: Send + Sync + 'static {
     }
 
     /// The most bytes of one incomplete message the engine keeps for this protocol; a message
-    /// that grows past it is a [`Verdict::Violation`] decided by the engine. A protocol that
+    /// that grows past it is a protocol violation decided by the engine. A protocol that
     /// enforces its own (smaller) limits, and answers them with an error reply, never hits it.
     fn message_max(&self) -> usize {
         MESSAGE_MAX_DEFAULT
@@ -71,29 +114,31 @@ pub struct Step {
 impl Step {
     /// Keep serving.
     pub const fn more(consumed: usize, messages: u64) -> Step {
-        Step {
-            consumed,
-            messages,
-            verdict: Verdict::Continue,
-        }
+        Step::with(consumed, messages, Verdict::Continue)
     }
 
-    /// Close after the replies queued so far are sent (cause `local_close`).
+    /// The peer asked, in the protocol, to end the connection (a CLOSE frame, `Connection:
+    /// close`, `QUIT`): close after the replies (cause `peer_close`).
+    pub const fn peer_close(consumed: usize, messages: u64) -> Step {
+        Step::with(consumed, messages, Verdict::PeerClose)
+    }
+
+    /// The server decided on its own to close, after the replies (cause `local_close`).
     pub const fn close(consumed: usize, messages: u64) -> Step {
-        Step {
-            consumed,
-            messages,
-            verdict: Verdict::Close,
-        }
+        Step::with(consumed, messages, Verdict::Close)
     }
 
-    /// The peer broke the protocol: send what `out` holds (e.g. an error reply), then close
+    /// The peer broke the protocol: send what was written (e.g. an error reply), then close
     /// (cause `protocol_error`).
     pub const fn violation(consumed: usize, messages: u64) -> Step {
+        Step::with(consumed, messages, Verdict::Violation)
+    }
+
+    const fn with(consumed: usize, messages: u64, verdict: Verdict) -> Step {
         Step {
             consumed,
             messages,
-            verdict: Verdict::Violation,
+            verdict,
         }
     }
 }
@@ -103,7 +148,9 @@ impl Step {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Continue,
-    /// Close after flushing: `local_close`.
+    /// The peer asked to end the connection; close after flushing: `peer_close`.
+    PeerClose,
+    /// Close after flushing, the server's own decision: `local_close`.
     Close,
     /// Close after flushing, because the peer broke the protocol: `protocol_error`.
     Violation,
@@ -116,33 +163,6 @@ pub enum MessagePhase {
     Header,
     /// The header is complete, the body is not.
     Body,
-}
-
-/// What the engine tells a protocol along with the input.
-#[derive(Clone, Copy, Debug)]
-pub struct Context {
-    pub(crate) core: u16,
-    pub(crate) now_us: u64,
-    pub(crate) draining: bool,
-}
-
-impl Context {
-    /// The core (thread) serving the connection.
-    pub fn core(&self) -> u16 {
-        self.core
-    }
-
-    /// The core's clock in microseconds, read once per loop turn (monotonic, arbitrary epoch):
-    /// cheap enough to use per message, e.g. to refresh a cached `Date` once per second.
-    pub fn now_us(&self) -> u64 {
-        self.now_us
-    }
-
-    /// The engine is shutting down: the message in progress is the connection's last one. (An
-    /// HTTP server says `Connection: close` in its answer.)
-    pub fn draining(&self) -> bool {
-        self.draining
-    }
 }
 
 /// The replies of one connection, owned by the engine and sent in batches. Each reply is

@@ -24,6 +24,7 @@ use crate::admin;
 use crate::config::{Config, Settings, CONNECTIONS_PER_CORE_DEFAULT_MAX, CORES_MAX, FD_RESERVE};
 use crate::core::{self, CoreExit, CoreSetup};
 use crate::http::Http;
+use crate::mesh::{self, Waker};
 use crate::metrics::CoreMetrics;
 use crate::protocol_api::Protocol;
 use crate::record::{CloseLog, CloseLogSender};
@@ -341,14 +342,14 @@ fn spawn_cores<P: Protocol>(
     ready: Ready,
 ) -> Result<Cores, StartError> {
     let cores = listeners.len();
-    let mut wakes = Vec::with_capacity(cores);
+    let wakes = (0..cores)
+        .map(|_| new_eventfd().map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    let wakers: Arc<[Waker]> = wakes.iter().cloned().map(Waker::new).collect();
+    let meshes = mesh::build(wakers);
     let mut threads = Vec::with_capacity(cores);
-    for (core, listener) in listeners.into_iter().enumerate() {
-        let wake = Arc::new(socket::eventfd().map_err(|error| StartError::Io {
-            what: "eventfd",
-            error,
-        })?);
-        wakes.push(wake.clone());
+    for ((core, listener), mesh) in listeners.into_iter().enumerate().zip(meshes) {
+        let wake = wakes[core].clone();
         let setup = CoreSetup {
             core: core as u16,
             cpu: (cores <= cpus.len()).then(|| cpus[core]),
@@ -360,6 +361,7 @@ fn spawn_cores<P: Protocol>(
             close_log: shared.close_log.clone(),
             wake,
             stop: shared.stop.clone(),
+            mesh,
         };
         threads.push(spawn_core(setup, events.clone(), ready.clone())?);
     }
@@ -458,10 +460,7 @@ fn spawn_admin(
         what: "getsockname",
         error,
     })?;
-    let wake = Arc::new(socket::eventfd().map_err(|error| StartError::Io {
-        what: "eventfd",
-        error,
-    })?);
+    let wake = Arc::new(new_eventfd()?);
     let stop = Arc::new(AtomicBool::new(false));
     let setup = admin_core(config, cores, listener, metrics, wake.clone(), stop.clone());
     let thread = spawn_core(setup, events.clone(), ready)?;
@@ -485,6 +484,9 @@ fn admin_core(
     settings.buffer_size = admin::ADMIN_BUFFER_SIZE;
     settings.batching = crate::config::Batching::Off;
     let own: Arc<[CoreMetrics]> = Arc::new([CoreMetrics::default()]);
+    let mesh = mesh::build(Arc::new([Waker::new(wake.clone())]))
+        .pop()
+        .expect("a mesh of one core");
     let handler = admin::Metrics {
         cores,
         admin: own.clone(),
@@ -501,7 +503,15 @@ fn admin_core(
         close_log: None,
         wake,
         stop,
+        mesh,
     }
+}
+
+fn new_eventfd() -> Result<OwnedFd, StartError> {
+    socket::eventfd().map_err(|error| StartError::Io {
+        what: "eventfd",
+        error,
+    })
 }
 
 fn bind_listeners(config: &Config, cores: usize) -> Result<Vec<OwnedFd>, StartError> {

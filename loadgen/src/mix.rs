@@ -17,7 +17,8 @@ pub enum CloseMode {
     MidFrame,
     /// shutdown(SHUT_WR) right after the last request; read every reply, then EOF.
     HalfClose,
-    /// A CLOSE frame right after the last request; read every reply, then EOF.
+    /// A CLOSE frame (HTTP: `Connection: close`) right after the last request; read every
+    /// reply, then EOF. The peer asked, so the engine records `peer_close`.
     CloseRequest,
     /// A frame of an unknown kind.
     BadFrame,
@@ -62,7 +63,7 @@ impl CloseMode {
             CloseMode::Fin | CloseMode::HalfClose | CloseMode::Hold => "peer_fin",
             CloseMode::Reset => "peer_reset",
             CloseMode::MidFrame => "peer_fin_mid_frame",
-            CloseMode::CloseRequest => "local_close",
+            CloseMode::CloseRequest => "peer_close",
             CloseMode::BadFrame => "protocol_error",
             CloseMode::Idle => "idle_timeout",
             CloseMode::Stall => "read_timeout",
@@ -223,6 +224,17 @@ mod tests {
     fn every_mode_names_a_cause() {
         for mode in CloseMode::ALL {
             assert!(!mode.expected_cause().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_close_the_client_asks_for_is_peer_close() {
+        // The CLOSE frame (HTTP: `Connection: close`) is the peer's request, not the server's
+        // own decision (`local_close`), which no mode produces.
+        assert_eq!(CloseMode::CloseRequest.expected_cause(), "peer_close");
+        for mode in CloseMode::ALL {
+            assert_ne!(mode.expected_cause(), "local_close", "{mode}");
+            assert_ne!(mode.expected_cause(), "slow_consumer", "{mode}");
         }
     }
 }

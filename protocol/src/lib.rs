@@ -25,7 +25,8 @@ pub const HELLO_LEN: usize = 8;
 pub enum Kind {
     /// The server replies with an ECHO frame carrying the same payload.
     Echo,
-    /// Length 0: the server flushes every earlier reply, then closes (`local_close`).
+    /// Length 0: the peer asks to end the connection; the server flushes every earlier reply,
+    /// then closes (`peer_close`).
     Close,
     /// Length 8: a u64 big-endian client tag that the close record carries.
     Hello,

@@ -116,7 +116,7 @@ fn close_after_pipelined_echoes_flushes_every_reply() {
     assert_fields(
         &record,
         &[
-            ("cause", json!("local_close")),
+            ("cause", json!("peer_close")),
             ("frames_in", json!(202)),
             ("frames_out", json!(200)),
         ],
@@ -161,7 +161,7 @@ fn pipelined_echo_with_random_splits_is_byte_exact() {
         assert_fields(
             &record,
             &[
-                ("cause", json!("local_close")),
+                ("cause", json!("peer_close")),
                 ("frames_out", json!(1000)),
                 ("bytes_in", json!(request_len)),
             ],

@@ -1,7 +1,10 @@
 //! One test per close cause that loopback can produce, each asserted in both the close record and
 //! the `engine_connections_closed_total{cause=...}` counter.
 //!
-//! Not here: `error` (no way to provoke an unexpected errno from outside the engine).
+//! Not here: `error` (no way to provoke an unexpected errno from outside the engine), and the
+//! causes the frame protocol never produces: `local_close` (it never closes on its own decision)
+//! and `slow_consumer` (it only answers, never pushes into another connection; see
+//! `tests/tests/chat.rs`).
 
 use std::process::Command;
 use std::thread;
@@ -14,14 +17,16 @@ use tests::{
 };
 
 /// Every cause the close record and the metrics name.
-const CAUSES: [&str; 11] = [
+const CAUSES: [&str; 13] = [
     "peer_fin",
     "peer_fin_mid_frame",
     "peer_reset",
     "idle_timeout",
     "read_timeout",
+    "peer_close",
     "local_close",
     "protocol_error",
+    "slow_consumer",
     "shutdown",
     "tcp_timeout",
     "aborted",
@@ -42,6 +47,15 @@ fn metrics_list_every_cause_from_zero() {
     for cause in CAUSES {
         assert_eq!(metrics.get(&closed_key(cause)), Some(&0.0), "{cause}");
     }
+    let mut listed: Vec<&str> = metrics
+        .keys()
+        .filter(|key| key.starts_with("engine_connections_closed_total{"))
+        .map(String::as_str)
+        .collect();
+    listed.sort_unstable();
+    let mut expected: Vec<String> = CAUSES.iter().map(|cause| closed_key(cause)).collect();
+    expected.sort_unstable();
+    assert_eq!(listed, expected, "no cause beyond CAUSES");
     for key in [
         "engine_connections_accepted_total",
         "engine_connections_open",
@@ -294,8 +308,9 @@ fn read_timeout() {
     engine.wait_metric_delta(&before, &closed_key("read_timeout"), 3.0, WAIT);
 }
 
+/// A CLOSE frame: the peer asked, so the engine answers what came before it, then closes.
 #[test]
-fn local_close() {
+fn peer_close() {
     const TAG: u64 = 0x6001;
     let engine = Engine::start(&[]);
     let before = engine.metrics();
@@ -315,7 +330,7 @@ fn local_close() {
     assert_fields(
         &record,
         &[
-            ("cause", json!("local_close")),
+            ("cause", json!("peer_close")),
             ("phase", json!("idle")),
             ("partial_bytes", json!(0)),
             ("frames_in", json!(5)),
@@ -324,7 +339,8 @@ fn local_close() {
             ("bytes_out", json!(6 + 6 + 8)),
         ],
     );
-    engine.wait_metric_delta(&before, &closed_key("local_close"), 1.0, WAIT);
+    engine.wait_metric_delta(&before, &closed_key("peer_close"), 1.0, WAIT);
+    assert_eq!(engine.metric(&closed_key("local_close")), 0.0);
 }
 
 #[test]

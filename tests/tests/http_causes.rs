@@ -131,7 +131,7 @@ fn idle_keep_alive_and_slowloris_on_headers_or_body() {
 }
 
 #[test]
-fn connection_close_and_http_1_0_close_locally_after_the_response() {
+fn connection_close_and_http_1_0_are_peer_close_after_the_response() {
     let engine = http_engine(&[]);
     let before = engine.metrics();
     let cases: [(u64, Vec<u8>); 2] = [
@@ -154,10 +154,11 @@ fn connection_close_and_http_1_0_close_locally_after_the_response() {
         let record = engine.wait_record_for_tag(tag, WAIT);
         assert_fields(
             &record,
-            &[("cause", json!("local_close")), ("frames_out", json!(1))],
+            &[("cause", json!("peer_close")), ("frames_out", json!(1))],
         );
     }
-    engine.wait_metric_delta(&before, &closed_key("local_close"), 2.0, WAIT);
+    engine.wait_metric_delta(&before, &closed_key("peer_close"), 2.0, WAIT);
+    assert_eq!(engine.metric(&closed_key("local_close")), 0.0);
 }
 
 #[test]

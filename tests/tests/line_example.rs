@@ -94,7 +94,7 @@ fn every_cause_reaches_the_record_and_the_counters() {
         (1, "peer_fin", "idle", 0),
         (2, "peer_fin_mid_frame", "header", 3),
         (3, "peer_reset", "idle", 0),
-        (4, "local_close", "idle", 0),
+        (4, "peer_close", "idle", 0),
         (5, "protocol_error", "idle", 0),
     ];
     for (tag, cause, phase, partial) in expected {

@@ -76,6 +76,8 @@ pub struct Facts {
     pub partial_phase: MessagePhase,
     pub send_in_flight: bool,
     pub replies_pending: bool,
+    /// The protocol deferred a reply it has not written yet.
+    pub replies_owed: bool,
     /// The replies queued have drained below the resume mark (half of the backpressure bound).
     pub drained: bool,
 }
@@ -195,6 +197,11 @@ impl Life {
     /// Replies may still be sent: not given up, and no send failed.
     pub fn may_send(&self) -> bool {
         !self.replies_abandoned() && self.send_errno.is_none()
+    }
+
+    /// New output may still be written: it would be sent (no FIN yet).
+    pub fn accepts_output(&self) -> bool {
+        self.may_send() && !matches!(self.state, State::Lingering { .. })
     }
 
     #[cfg(test)]
@@ -384,6 +391,9 @@ impl Life {
         if facts.replies_pending && !abandoned && self.send_errno.is_none() {
             return Finish::Flush;
         }
+        if facts.replies_owed && !abandoned && self.send_errno.is_none() {
+            return Finish::Wait; // the protocol's deferred reply comes, or the idle bound passes
+        }
         if closing.cause.is_engine_decision() && !abandoned && self.send_errno.is_none() {
             return Finish::Fin;
         }
@@ -449,8 +459,10 @@ impl Life {
                     phase: phase(facts),
                     res,
                 };
-                // Idle while replies wait: the peer does not read them; do not wait for it.
-                let abandon = cause == Cause::IdleTimeout && facts.replies_pending;
+                // Idle while replies wait, or too slow for what is pushed to it: the peer does not
+                // read them; do not wait for it.
+                let abandon = matches!(cause, Cause::IdleTimeout | Cause::SlowConsumer)
+                    && facts.replies_pending;
                 self.state = State::Flushing {
                     closing,
                     abandoned: abandon,

@@ -11,23 +11,33 @@ use std::os::fd::OwnedFd;
 pub use life::{phase, Action, Closing, Facts, Finish, Life};
 pub use outbox::{Outbox, Pool};
 
-use crate::classify::Intent;
-use crate::protocol_api::{Context, MessagePhase, Protocol, Verdict};
+use crate::context::CONN_TIMERS;
+use crate::protocol_api::MessagePhase;
 
+/// The engine's side of one connection (the protocol's session lives beside it, in the core).
 #[derive(Debug)]
-pub struct Conn<S> {
+pub struct Conn {
     pub fd: OwnedFd,
+    /// The low bits go into the user_data of this connection's operations.
     pub generation: u32,
+    /// Never reused on this core: the close record's `conn`, and what makes a [`ConnId`] stale.
+    ///
+    /// [`ConnId`]: crate::ConnId
     pub id: u64,
     pub peer: Option<SocketAddr>,
     pub accepted_us: u64,
 
-    pub session: S,
     /// Input the protocol left unconsumed: the start of an incomplete message.
     pub tail: Vec<u8>,
     pub life: Life,
     pub out: Outbox,
     pub in_flush_list: bool,
+    /// Pushes are refused: the connection was found too slow, or a close was asked for.
+    pub output_closed: bool,
+    /// Replies the protocol deferred and has not written yet.
+    pub owed: u32,
+    /// The protocol's timers: when each is due (`u64::MAX`: not armed).
+    pub timers: [u64; CONN_TIMERS],
 
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -40,34 +50,27 @@ pub struct Conn<S> {
     pub armed_check_us: u64,
 }
 
-/// What one chunk of received bytes did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Fed {
-    pub messages: u64,
-    /// The intent the protocol's verdict (or the engine's message bound) records.
-    pub intent: Option<Intent>,
-}
-
-impl<S> Conn<S> {
+impl Conn {
     pub fn new(
         fd: OwnedFd,
         generation: u32,
         id: u64,
         peer: Option<SocketAddr>,
-        session: S,
         now_us: u64,
-    ) -> Conn<S> {
+    ) -> Conn {
         Conn {
             fd,
             generation,
             id,
             peer,
             accepted_us: now_us,
-            session,
             tail: Vec::new(),
             life: Life::new(),
             out: Outbox::default(),
             in_flush_list: false,
+            output_closed: false,
+            owed: 0,
+            timers: [u64::MAX; CONN_TIMERS],
             bytes_in: 0,
             bytes_out: 0,
             frames_in: 0,
@@ -78,90 +81,69 @@ impl<S> Conn<S> {
         }
     }
 
-    /// Hands `data` (with the tail kept from before) to the protocol and keeps what it leaves;
-    /// adds what it did to `fed`. A completion may deliver several pieces (a bundle): once one
-    /// of them ends in a verdict, the rest is only counted.
-    pub fn feed<P>(&mut self, proto: &P, data: &[u8], pool: &mut Pool, cx: &Context, fed: &mut Fed)
-    where
-        P: Protocol<Session = S>,
-    {
-        self.bytes_in += data.len() as u64;
-        self.last_active_us = cx.now_us;
-        if fed.intent.is_some() || !self.life.serving() {
-            return;
-        }
-        let had_partial = !self.tail.is_empty();
-        if had_partial {
-            self.tail.extend_from_slice(data);
-        }
-        let input = if had_partial { &self.tail[..] } else { data };
-        let mut out = self.out.output(pool);
-        let step = proto.on_input(&mut self.session, input, &mut out, cx);
-        assert!(
-            step.consumed <= input.len(),
-            "{step:?} of {} bytes",
-            input.len()
-        );
-        if had_partial {
-            self.tail.drain(..step.consumed);
-        } else if step.verdict == Verdict::Continue && step.consumed < data.len() {
-            if self.tail.capacity() == 0 {
-                self.tail = pool.take();
-            }
-            self.tail.extend_from_slice(&data[step.consumed..]);
-        }
-        self.out.settle(pool);
-        self.frames_in += step.messages;
-        let mut intent = match step.verdict {
-            Verdict::Continue => None,
-            Verdict::Close if cx.draining => Some(Intent::Shutdown),
-            Verdict::Close => Some(Intent::LocalClose),
-            Verdict::Violation => Some(Intent::ProtocolError),
-        };
-        if intent.is_none() && self.tail.len() > proto.message_max() {
-            intent = Some(Intent::ProtocolError); // the engine's own bound on one message
-        }
-        if intent.is_some() {
-            self.tail.clear(); // what follows a closing verdict is ignored
-        }
-        if self.tail.is_empty() {
-            pool.give(std::mem::take(&mut self.tail));
-        } else if !had_partial || step.messages > 0 {
-            self.message_started_us = cx.now_us; // a message started in this chunk
-        }
-        fed.messages += step.messages;
-        fed.intent = intent;
+    /// Output may still be written to it: it is not closing for good (no FIN sent, no failed
+    /// send, replies not given up) and pushes were not refused.
+    pub fn accepts_output(&self) -> bool {
+        !self.output_closed && self.life.accepts_output()
     }
 
-    /// What the life cycle needs to know about this connection now.
-    pub fn facts<P>(&self, proto: &P, max_queued_bytes: usize) -> Facts
-    where
-        P: Protocol<Session = S>,
-    {
+    /// The protocol's timers fire until the engine sends its FIN.
+    pub fn timers_fire(&self) -> bool {
+        self.life.linger_until_us().is_none()
+    }
+
+    /// What the life cycle needs to know about this connection now; `partial_phase` is the
+    /// protocol's reading of the tail (asked only when there is one).
+    pub fn facts(
+        &self,
+        partial_phase: impl FnOnce(&[u8]) -> MessagePhase,
+        max_queued_bytes: usize,
+    ) -> Facts {
         let partial_phase = if self.tail.is_empty() {
             MessagePhase::Header
         } else {
-            proto.partial_phase(&self.session, &self.tail)
+            partial_phase(&self.tail)
         };
         Facts {
             partial_bytes: self.tail.len(),
             partial_phase,
             send_in_flight: self.out.in_flight().is_some(),
             replies_pending: self.out.pending(),
+            replies_owed: self.owed > 0,
             drained: self.out.queued_bytes() <= max_queued_bytes / 2,
         }
     }
 
-    /// When this connection next needs attention from the timers.
+    /// When this connection next needs attention from the timers: its own deadline (idle, read,
+    /// linger) or one of the protocol's timers.
     pub fn deadline_us(&self, idle_timeout_us: u64, read_timeout_us: u64) -> u64 {
+        let protocol = self.next_timer().map_or(u64::MAX, |(_, at_us)| at_us);
+        protocol.min(self.engine_deadline_us(idle_timeout_us, read_timeout_us))
+    }
+
+    /// The engine's own deadline for this connection.
+    pub fn engine_deadline_us(&self, idle_timeout_us: u64, read_timeout_us: u64) -> u64 {
         if let Some(until_us) = self.life.linger_until_us() {
             until_us
         } else if self.message_stalls() {
             self.message_started_us + read_timeout_us
+        } else if self.owed > 0 && !self.life.is_classified() {
+            u64::MAX // the protocol owes a reply: its timers decide
         } else {
             // Idle at a boundary, or a flush that makes no progress.
             self.last_active_us + idle_timeout_us
         }
+    }
+
+    /// The earliest armed protocol timer, if one is armed and still fires.
+    pub fn next_timer(&self) -> Option<(usize, u64)> {
+        if !self.timers_fire() {
+            return None;
+        }
+        (0..CONN_TIMERS)
+            .map(|timer| (timer, self.timers[timer]))
+            .filter(|&(_, at_us)| at_us != u64::MAX)
+            .min_by_key(|&(_, at_us)| at_us)
     }
 
     /// An incomplete message is the peer's to finish only while the engine reads from it.
@@ -182,9 +164,14 @@ mod tests {
     /// Per-connection memory is part of the idle-connection budget (≤ 1 KB each, all in).
     #[test]
     fn conn_stays_small() {
-        let frame = std::mem::size_of::<Conn<crate::frame::FrameSession>>();
-        assert!(frame <= 352, "a frame Conn grew to {frame} bytes"); // 312 today
-        let http = std::mem::size_of::<Conn<crate::http::HttpSession>>();
-        assert!(http <= 448, "an HTTP Conn grew to {http} bytes"); // 368 today
+        // The protocol's session is kept beside it; the frame protocol's is 16 bytes.
+        let conn = std::mem::size_of::<Conn>();
+        assert!(conn <= 352, "a Conn grew to {conn} bytes");
+        let http = std::mem::size_of::<crate::http::HttpSession>();
+        assert!(
+            conn + http <= 448,
+            "an HTTP connection grew to {} bytes",
+            conn + http
+        );
     }
 }

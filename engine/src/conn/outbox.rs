@@ -190,6 +190,15 @@ impl Outbox {
 }
 
 #[cfg(test)]
+impl Outbox {
+    /// The queued bytes, taken (with their lengths).
+    pub fn take_for_tests(&mut self) -> Vec<u8> {
+        self.lens.clear();
+        std::mem::take(&mut self.queued)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

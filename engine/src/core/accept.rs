@@ -75,9 +75,9 @@ impl<P: Protocol> Core<P> {
         self.next_generation = (generation + 1) & GENERATION_MASK;
         let id = self.next_conn_id;
         self.next_conn_id += 1;
-        let session = self.proto.open(peer);
-        let conn = Conn::new(fd, generation, id, peer, session, self.now_us);
+        let conn = Conn::new(fd, generation, id, peer, self.now_us);
         let slot = self.conns.insert(conn);
+        self.call_open(slot, peer);
         self.metrics().accepted.add(1);
         self.metrics().open.add(1);
         self.arm_recv(slot)?;

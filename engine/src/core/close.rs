@@ -27,8 +27,7 @@ impl<P: Protocol> Core<P> {
         match self.conns[slot].life.finish(facts) {
             Finish::Wait => Ok(()),
             Finish::Flush => {
-                let conn = &mut self.conns[slot];
-                super::send::mark_flush(&mut self.flush_list, conn, slot);
+                self.agenda.mark_flush(&mut self.conns[slot], slot);
                 Ok(())
             }
             Finish::Fin => self.fin(slot),
@@ -53,38 +52,47 @@ impl<P: Protocol> Core<P> {
             return Ok(());
         }
         let until_us = self.now_us + LINGER_MAX_US.min(self.settings.idle_timeout_us);
-        self.push_check(slot, self.now_us + LINGER_POLL_US);
+        self.agenda
+            .check_at(&mut self.conns[slot], slot, self.now_us + LINGER_POLL_US);
         let action = self.conns[slot].life.linger(until_us);
         self.apply(slot, action)
     }
 
-    /// Removes the connection (closing its socket) and produces its record. A send still in
-    /// flight (only when a core must stop at once) stays the ring's.
+    /// Removes the connection (closing its socket), produces its record and hands the
+    /// session to the protocol's `on_close`. A send still in flight (only when a core must stop
+    /// at once) stays the ring's.
     pub(super) fn close(&mut self, slot: usize, closing: Closing) {
         let mut conn = self.conns.remove(slot);
+        // None only if the protocol's `open` panicked (the core is failing).
+        let session = self.sessions.try_remove(slot);
         if conn.out.in_flight().is_none() {
             conn.drop_replies(&mut self.pool);
         }
+        let record = self.record(&conn, session.as_ref(), closing);
         let metrics = self.metrics();
         metrics.open.sub(1);
         if self.settings.classify != ClassifyMode::Off {
             metrics.closed[closing.cause.index()].add(1);
         }
         if self.settings.classify == ClassifyMode::Log {
-            let record = self.record(&conn, closing);
             record.emit_event();
             self.records.push(record, self.now_us);
         }
         self.pool.give(std::mem::take(&mut conn.tail));
         // Dropping `conn` closes the socket (an operation still in flight holds its own
         // reference to the file, so it cannot touch another socket).
+        let id = conn.id;
+        drop(conn);
+        if let Some(session) = session {
+            self.call_close(slot, id, session, &record);
+        }
     }
 
-    fn record(&self, conn: &Conn<P::Session>, closing: Closing) -> CloseRecord {
+    fn record(&self, conn: &Conn, session: Option<&P::Session>, closing: Closing) -> CloseRecord {
         CloseRecord {
             core: self.core,
             conn: conn.id,
-            tag: self.proto.tag(&conn.session),
+            tag: session.and_then(|session| self.proto.tag(session)),
             peer: conn.peer,
             cause: closing.cause,
             phase: closing.phase,

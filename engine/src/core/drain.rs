@@ -50,11 +50,14 @@ impl<P: Protocol> Core<P> {
         let slots = self.open_slots();
         tracing::info!(core = self.core, open = slots.len(), "draining");
         for slot in slots {
+            if !self.conns.contains(slot) {
+                continue; // closed by the close of another (its `on_close`)
+            }
             let facts = self.facts(slot);
             let action = self.conns[slot].life.drain(facts);
             self.apply(slot, action)?;
         }
-        Ok(())
+        self.run_requests()
     }
 
     /// The slots of every open connection, so each can be acted on while `self` is borrowed
@@ -74,6 +77,9 @@ impl<P: Protocol> Core<P> {
         }
         let slots = self.open_slots();
         for slot in slots {
+            if !self.conns.contains(slot) {
+                continue;
+            }
             let facts = self.facts(slot);
             let life = &mut self.conns[slot].life;
             let action = match life.decide(Intent::Shutdown, facts) {
@@ -113,6 +119,9 @@ impl<P: Protocol> Core<P> {
     pub(super) fn close_all_now(&mut self, cause: Cause) {
         let slots = self.open_slots();
         for slot in slots {
+            if !self.conns.contains(slot) {
+                continue;
+            }
             let facts = self.facts(slot);
             let conn = &self.conns[slot];
             let closing = conn.life.closing().unwrap_or(Closing {
@@ -132,6 +141,7 @@ impl<P: Protocol> Core<P> {
             open = self.conns.len(),
             "core panicked: closing its connections"
         );
+        self.protocol_failed = true;
         self.close_all_now(Cause::Error);
     }
 }

@@ -9,10 +9,14 @@
 //! - `send`: batched sends and their completions;
 //! - `close`: finishing a connection (flush, FIN, linger) and its record;
 //! - `timers`: idle, read and linger deadlines;
-//! - `drain`: shutdown, and what is left when a core must stop at once.
+//! - `drain`: shutdown, and what is left when a core must stop at once;
+//! - `calls`: the protocol's callbacks and the closes they ask for;
+//! - `agenda`: what callbacks and the core leave for later in the pass.
 
 mod accept;
+mod agenda;
 mod batch;
+mod calls;
 mod close;
 mod drain;
 mod recv;
@@ -31,20 +35,21 @@ use slab::Slab;
 use crate::classify::Rearm;
 use crate::config::{Settings, CQ_PER_SQ};
 use crate::conn::{Action, Conn, Facts, Pool};
+use crate::mesh::{Mesh, Wake};
 use crate::metrics::CoreMetrics;
-use crate::protocol_api::{Context, Protocol};
+use crate::protocol_api::{MessagePhase, Protocol};
 use crate::record::CloseLogSender;
 use crate::sys::{socket, Completion, Op, Ring, RingError, RingMode};
-use crate::timers::Deadlines;
 use crate::token::Token;
 
+pub(crate) use agenda::Agenda;
 use batch::Batcher;
 pub(crate) use close::Records;
 pub(crate) use drain::Drain;
 
 /// What a core needs from the process.
 #[derive(Debug)]
-pub(crate) struct CoreSetup<P> {
+pub(crate) struct CoreSetup<P: Protocol> {
     pub core: u16,
     pub cpu: Option<usize>,
     pub listener: OwnedFd,
@@ -54,20 +59,34 @@ pub(crate) struct CoreSetup<P> {
     pub metrics: Arc<[CoreMetrics]>,
     pub metrics_slot: usize,
     pub close_log: Option<CloseLogSender>,
-    /// Written by the main thread to wake the core, after setting `stop`.
+    /// Written by the main thread to wake the core, after setting `stop` (and by other cores
+    /// for their messages when MSG_RING is not used).
     pub wake: Arc<OwnedFd>,
     pub stop: Arc<AtomicBool>,
+    /// This core's end of the message queues between cores.
+    pub mesh: Mesh<P::Message>,
 }
 
 pub(crate) struct Core<P: Protocol> {
     core: u16,
     proto: Arc<P>,
     ring: Ring,
-    conns: Slab<Conn<P::Session>>,
-    deadlines: Deadlines,
+    conns: Slab<Conn>,
+    /// The protocol's session of each connection, at the same slot as its `Conn` (the two are
+    /// inserted and removed together), apart so that a callback can hold one session and
+    /// write to any connection.
+    sessions: Slab<P::Session>,
+    /// The protocol's per-core state.
+    state: P::CoreState,
+    mesh: Mesh<P::Message>,
+    /// Other cores are woken with MSG_RING (else with their eventfd).
+    msg_ring: bool,
+    agenda: Agenda,
+    /// Closes asked for by callbacks are being carried out (they are not nested).
+    running_requests: bool,
+    /// The protocol panicked on this core: it is called no more.
+    protocol_failed: bool,
     completions: Vec<Completion>,
-    /// Connections with replies to send this pass, (slot, generation).
-    flush_list: Vec<(usize, u32)>,
     /// Connections whose recv ended with -ENOBUFS, in arrival order. Re-armed at most a ring's
     /// worth per pass: re-arming thousands at once while the ring is empty only fails them all
     /// again, a storm of -ENOBUFS that starves everyone.
@@ -105,14 +124,36 @@ impl<P: Protocol> Core<P> {
             ring.provide_buffers_as(settings.buffers, settings.buffer_size, settings.consumption)?;
         let ring_fd = settings.register_ring_fd && ring.register_ring_fd();
         tracing::debug!(core = setup.core, ?consumption, ring_fd, "receive buffers");
+        let msg_ring = match settings.wake {
+            Wake::Auto => ring.supports_msg_ring(),
+            Wake::MsgRing if !ring.supports_msg_ring() => {
+                return Err(RingError::MissingOpcode {
+                    name: "MSG_RING",
+                    since: "5.18",
+                })
+            }
+            Wake::MsgRing => true,
+            Wake::Eventfd => false,
+        };
+        let own_ring = ring.dup_fd().map_err(|error| RingError::Setup {
+            error,
+            disabled_sysctl: None,
+        })?;
+        let _ = setup.mesh.own_waker().ring.set(own_ring);
+        let state = setup.protocol.core_state(setup.core);
         Ok(Core {
             core: setup.core,
             proto: setup.protocol,
             ring,
             conns: Slab::new(),
-            deadlines: Deadlines::default(),
+            sessions: Slab::new(),
+            state,
+            mesh: setup.mesh,
+            msg_ring,
+            agenda: Agenda::default(),
+            running_requests: false,
+            protocol_failed: false,
             completions: Vec::with_capacity((CQ_PER_SQ * sq_entries) as usize),
-            flush_list: Vec::new(),
             starved: VecDeque::new(),
             pool: Pool::default(),
             listener: Some(setup.listener),
@@ -141,14 +182,6 @@ impl<P: Protocol> Core<P> {
         &self.metrics[self.metrics_slot]
     }
 
-    fn context(&self) -> Context {
-        Context {
-            core: self.core,
-            now_us: self.now_us,
-            draining: self.drain.is_some(),
-        }
-    }
-
     /// Serves until a drain finishes.
     pub fn run(&mut self) -> io::Result<()> {
         self.arm_accept()?;
@@ -164,8 +197,10 @@ impl<P: Protocol> Core<P> {
             metrics.waits.add(1);
             metrics.completions.add(reaped as u64);
             self.on_timers()?;
+            self.deliver_messages()?;
             self.rearm_starved()?;
             self.flush()?;
+            self.wake_cores()?;
             if self.records.due(self.now_us) {
                 self.send_records();
             }
@@ -181,8 +216,17 @@ impl<P: Protocol> Core<P> {
     fn wait_timeout(&self) -> Option<Duration> {
         let drain = self.drain.map(|drain| drain.next_us(self.now_us));
         let starved = (!self.starved.is_empty()).then_some(self.now_us + STARVED_RETRY_US);
+        let messages = if self.mesh.self_pending {
+            Some(self.now_us)
+        } else {
+            self.mesh
+                .wakes_pending()
+                .then_some(self.now_us + STARVED_RETRY_US)
+        };
         let next = [
-            self.deadlines.next_us(),
+            self.agenda.deadlines.next_us(),
+            self.agenda.next_core_timer_us(),
+            messages,
             self.accept_retry_us,
             drain,
             starved,
@@ -201,7 +245,10 @@ impl<P: Protocol> Core<P> {
         self.ring.reap(&mut completions);
         let reaped = completions.len();
         let mut pending = completions.drain(..);
-        let result = pending.try_for_each(|mut completion| self.on_completion(&mut completion));
+        let result = pending.try_for_each(|mut completion| {
+            self.on_completion(&mut completion)?;
+            self.run_requests()
+        });
         // On an error, the rest still give their buffers back.
         for mut completion in pending {
             self.ring.consume_buffers(&mut completion, |_| ());
@@ -217,8 +264,25 @@ impl<P: Protocol> Core<P> {
             Op::Send => self.on_send(completion),
             // The cancelled operation's own final CQE carries the news.
             Op::Cancel => Ok(()),
+            // The eventfd: the main thread (`stop` is looked at every pass) or another core's
+            // messages.
             Op::Poll => {
-                self.stop.store(true, Ordering::Relaxed);
+                socket::eventfd_clear(&*self.wake);
+                self.mesh.woken();
+                self.ring.poll_readable(&*self.wake, Token::GLOBAL.encode())
+            }
+            Op::Wake => {
+                self.mesh.woken();
+                Ok(())
+            }
+            Op::WakeFailed => {
+                tracing::debug!(
+                    core = self.core,
+                    target = completion.user_data(),
+                    errno = -completion.res(),
+                    "MSG_RING failed; waking again"
+                );
+                self.mesh.rewake(completion.user_data() as usize);
                 Ok(())
             }
         }
@@ -233,12 +297,22 @@ impl<P: Protocol> Core<P> {
             .then_some(slot)
     }
 
+    /// Whether `slot` still holds connection `id` (it was not closed meanwhile).
+    fn holds(&self, slot: usize, id: u64) -> bool {
+        self.conns.get(slot).is_some_and(|conn| conn.id == id)
+    }
+
     fn token(&self, slot: usize) -> Token {
         Token::new(slot, self.conns[slot].generation)
     }
 
     fn facts(&self, slot: usize) -> Facts {
-        self.conns[slot].facts(&*self.proto, self.settings.max_queued_bytes)
+        // A connection has no session only if the protocol's `open` panicked.
+        let phase = |tail: &[u8]| match self.sessions.get(slot) {
+            Some(session) => self.proto.partial_phase(session, tail),
+            None => MessagePhase::Header,
+        };
+        self.conns[slot].facts(phase, self.settings.max_queued_bytes)
     }
 
     /// Carries out what a connection's life cycle decided.

@@ -1,14 +1,24 @@
-//! Input: the multishot recv of each connection, what its data and final CQEs mean, backpressure
-//! and the line of recvs starved of buffers.
+//! Input: the multishot recv of each connection, what its data and final CQEs mean, handing
+//! input to the protocol, backpressure and the line of recvs starved of buffers.
 
 use std::io;
 
+use super::calls::Split;
 use super::Core;
 use crate::classify::Intent;
-use crate::conn::{Action, Fed};
-use crate::protocol_api::Protocol;
+use crate::conn::Action;
+use crate::context::{Context, Own};
+use crate::protocol_api::{Protocol, Verdict};
 use crate::sys::{Completion, Target};
 use crate::token::Token;
+
+/// What the bytes of one completion did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Fed {
+    messages: u64,
+    /// The intent the protocol's verdict (or the engine's message bound) records.
+    intent: Option<Intent>,
+}
 
 impl<P: Protocol> Core<P> {
     pub(super) fn arm_recv(&mut self, slot: usize) -> io::Result<()> {
@@ -36,9 +46,12 @@ impl<P: Protocol> Core<P> {
         if completion.has_buffer() {
             self.on_input(slot, completion)?;
         }
+        let Some(slot) = self.live(token) else {
+            return Ok(()); // closed by what the input asked for
+        };
         let conn = &mut self.conns[slot];
         if conn.out.pending() {
-            super::send::mark_flush(&mut self.flush_list, conn, slot);
+            self.agenda.mark_flush(conn, slot);
         }
         if !completion.more() {
             let facts = self.facts(slot);
@@ -51,21 +64,25 @@ impl<P: Protocol> Core<P> {
 
     /// Hands the bytes a recv delivered to the protocol, then acts on its verdict.
     fn on_input(&mut self, slot: usize, completion: &mut Completion) -> io::Result<()> {
-        let cx = self.context();
-        let Core {
-            ring,
-            conns,
-            proto,
-            pool,
-            metrics,
-            ..
-        } = self;
-        let conn = &mut conns[slot];
+        let own = Own {
+            slot,
+            id: self.conns[slot].id,
+            output: true,
+        };
         let mut fed = Fed::default();
-        let len = ring.consume_buffers(completion, |data| {
-            conn.feed(&**proto, data, pool, &cx, &mut fed);
-        });
-        let metrics = &metrics[self.metrics_slot];
+        let len = {
+            let Split {
+                proto,
+                sessions,
+                ring,
+                mut cx,
+            } = self.split(Some(own));
+            let session = &mut sessions[slot];
+            ring.consume_buffers(completion, |data| {
+                feed(proto, session, slot, data, &mut cx, &mut fed);
+            })
+        };
+        let metrics = self.metrics();
         metrics.bytes_received.add(len as u64);
         metrics.frames_received.add(fed.messages);
         let intent = fed.intent.or_else(|| {
@@ -105,4 +122,71 @@ impl<P: Protocol> Core<P> {
         }
         Ok(())
     }
+}
+
+/// Hands `data` (with the tail kept from before) to the protocol and keeps what it leaves;
+/// adds what it did to `fed`. A completion may deliver several pieces (a bundle): once one of
+/// them ends in a verdict, the rest is only counted.
+fn feed<P: Protocol>(
+    proto: &P,
+    session: &mut P::Session,
+    slot: usize,
+    data: &[u8],
+    cx: &mut Context<'_, P>,
+    fed: &mut Fed,
+) {
+    let conn = &mut cx.conns[slot];
+    conn.bytes_in += data.len() as u64;
+    conn.last_active_us = cx.now_us;
+    if fed.intent.is_some() || !conn.life.serving() {
+        return;
+    }
+    // Out of the connection while the protocol reads it: the callback may write to any
+    // connection, this one included.
+    let mut tail = std::mem::take(&mut conn.tail);
+    let had_partial = !tail.is_empty();
+    if had_partial {
+        tail.extend_from_slice(data);
+    }
+    let input = if had_partial { &tail[..] } else { data };
+    let step = proto.on_input(session, input, cx);
+    assert!(
+        step.consumed <= input.len(),
+        "{step:?} of {} bytes",
+        input.len()
+    );
+    if had_partial {
+        tail.drain(..step.consumed);
+    } else if step.verdict == Verdict::Continue && step.consumed < data.len() {
+        if tail.capacity() == 0 {
+            tail = cx.pool.take();
+        }
+        tail.extend_from_slice(&data[step.consumed..]);
+    }
+    let mut intent = match step.verdict {
+        Verdict::Continue => None,
+        Verdict::PeerClose => Some(Intent::PeerClose),
+        Verdict::Close if cx.draining => Some(Intent::Shutdown),
+        Verdict::Close => Some(Intent::LocalClose),
+        Verdict::Violation => Some(Intent::ProtocolError),
+    };
+    if intent.is_none() && tail.len() > proto.message_max() {
+        intent = Some(Intent::ProtocolError); // the engine's own bound on one message
+    }
+    if intent.is_some() {
+        tail.clear(); // what follows a closing verdict is ignored
+    }
+    let conn = &mut cx.conns[slot];
+    conn.out.settle(cx.pool);
+    conn.frames_in += step.messages;
+    if tail.is_empty() {
+        cx.pool.give(tail);
+    } else {
+        if !had_partial || step.messages > 0 {
+            conn.message_started_us = cx.now_us; // a message started in this chunk
+        }
+        conn.tail = tail;
+    }
+    fed.messages += step.messages;
+    fed.intent = intent;
 }

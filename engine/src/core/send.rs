@@ -4,7 +4,6 @@
 use std::io;
 
 use super::Core;
-use crate::conn::Conn;
 use crate::protocol_api::Protocol;
 use crate::sys::{Completion, Target};
 use crate::token::Token;
@@ -12,7 +11,7 @@ use crate::token::Token;
 impl<P: Protocol> Core<P> {
     /// Sends the next batch of every connection marked this pass.
     pub(super) fn flush(&mut self) -> io::Result<()> {
-        let mut list = std::mem::take(&mut self.flush_list);
+        let mut list = std::mem::take(&mut self.agenda.flush);
         for &(slot, generation) in &list {
             let Some(slot) = self.live(Token::new(slot, generation)) else {
                 continue;
@@ -29,7 +28,7 @@ impl<P: Protocol> Core<P> {
             }
         }
         list.clear();
-        self.flush_list = list;
+        self.agenda.flush = list;
         Ok(())
     }
 
@@ -49,7 +48,7 @@ impl<P: Protocol> Core<P> {
                 conn.frames_out += sent.replies;
                 conn.last_active_us = self.now_us;
                 if conn.out.pending() {
-                    mark_flush(&mut self.flush_list, conn, slot);
+                    self.agenda.mark_flush(conn, slot);
                 }
                 self.metrics().bytes_sent.add(sent.bytes as u64);
                 let facts = self.facts(slot);
@@ -78,13 +77,5 @@ impl<P: Protocol> Core<P> {
                 Ok(())
             }
         }
-    }
-}
-
-/// Marks a connection for the next flush (once per pass).
-pub(super) fn mark_flush<S>(list: &mut Vec<(usize, u32)>, conn: &mut Conn<S>, slot: usize) {
-    if !conn.in_flush_list {
-        conn.in_flush_list = true;
-        list.push((slot, conn.generation));
     }
 }

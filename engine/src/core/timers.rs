@@ -1,5 +1,6 @@
-//! Deadlines: idle and read timeouts, flushes that make no progress, lingering closes. One
-//! min-heap of lazy checks per core (see `crate::timers`): traffic costs no timer work.
+//! Deadlines: the protocol's timers, idle and read timeouts, flushes that make no progress,
+//! lingering closes. One min-heap of lazy checks per core (see `crate::timers`), at most one
+//! live check per connection for the earliest of its deadlines: traffic costs no timer work.
 
 use std::io;
 
@@ -7,27 +8,13 @@ use super::close::LINGER_POLL_US;
 use super::Core;
 use crate::protocol_api::Protocol;
 use crate::sys::socket;
-use crate::timers::Due;
 
 impl<P: Protocol> Core<P> {
     /// Makes sure the deadline heap holds a check no later than the connection's deadline.
     pub(super) fn schedule(&mut self, slot: usize) {
         let conn = &mut self.conns[slot];
         let at_us = conn.deadline_us(self.settings.idle_timeout_us, self.settings.read_timeout_us);
-        if at_us < conn.armed_check_us {
-            self.push_check(slot, at_us);
-        }
-    }
-
-    /// Arms a check of the connection at `at_us`, superseding any armed one.
-    pub(super) fn push_check(&mut self, slot: usize, at_us: u64) {
-        let conn = &mut self.conns[slot];
-        conn.armed_check_us = at_us;
-        self.deadlines.push(Due {
-            at_us,
-            slot: slot as u32,
-            generation: conn.generation,
-        });
+        self.agenda.check_by(conn, slot, at_us);
     }
 
     pub(super) fn on_timers(&mut self) -> io::Result<()> {
@@ -37,7 +24,8 @@ impl<P: Protocol> Core<P> {
             }
         }
         self.on_drain_timers()?;
-        while let Some(due) = self.deadlines.pop_due(self.now_us) {
+        self.on_core_timers()?;
+        while let Some(due) = self.agenda.deadlines.pop_due(self.now_us) {
             let slot = due.slot as usize;
             let live = self
                 .conns
@@ -51,16 +39,40 @@ impl<P: Protocol> Core<P> {
                 self.on_linger_check(slot, until_us)?;
                 continue;
             }
-            let conn = &self.conns[slot];
-            let deadline =
-                conn.deadline_us(self.settings.idle_timeout_us, self.settings.read_timeout_us);
-            if deadline > self.now_us {
-                self.push_check(slot, deadline); // traffic came since: check again later
+            if !self.fire_protocol_timers(slot)? {
+                continue; // a timer's callback closed it
+            }
+            let conn = &mut self.conns[slot];
+            let (idle_us, read_us) = (self.settings.idle_timeout_us, self.settings.read_timeout_us);
+            if conn.engine_deadline_us(idle_us, read_us) > self.now_us {
+                // Traffic came since, or only a protocol timer was due: check again later.
+                let at_us = conn.deadline_us(idle_us, read_us);
+                self.agenda.check_by(conn, slot, at_us);
             } else {
                 self.on_deadline(slot)?;
             }
         }
-        Ok(())
+        self.run_requests()
+    }
+
+    /// Calls the protocol for each of the connection's timers that is due, earliest first;
+    /// whether the connection is still there afterwards.
+    fn fire_protocol_timers(&mut self, slot: usize) -> io::Result<bool> {
+        let id = self.conns[slot].id;
+        loop {
+            let conn = &mut self.conns[slot];
+            let Some((timer, at_us)) = conn.next_timer() else {
+                return Ok(true);
+            };
+            if at_us > self.now_us {
+                return Ok(true);
+            }
+            conn.timers[timer] = u64::MAX;
+            self.call_timer(slot, timer)?;
+            if !self.holds(slot, id) {
+                return Ok(false);
+            }
+        }
     }
 
     /// The peer has every reply and our FIN once nothing is unacknowledged.
@@ -70,12 +82,12 @@ impl<P: Protocol> Core<P> {
             return self.apply(slot, action);
         }
         let at_us = (self.now_us + LINGER_POLL_US).min(until_us);
-        self.push_check(slot, at_us);
+        self.agenda.check_at(&mut self.conns[slot], slot, at_us);
         Ok(())
     }
 
     fn on_deadline(&mut self, slot: usize) -> io::Result<()> {
-        let generation = self.conns[slot].generation;
+        let id = self.conns[slot].id;
         let action = if self.conns[slot].life.is_classified() {
             // A flush that made no progress for the idle timeout: close without waiting longer.
             self.conns[slot].life.give_up()
@@ -88,12 +100,9 @@ impl<P: Protocol> Core<P> {
         };
         self.apply(slot, action)?;
         // If the close is still under way, look again after another idle timeout.
-        if self
-            .conns
-            .get(slot)
-            .is_some_and(|c| c.generation == generation)
-        {
-            self.push_check(slot, self.now_us + self.settings.idle_timeout_us);
+        if self.holds(slot, id) {
+            let at_us = self.now_us + self.settings.idle_timeout_us;
+            self.agenda.check_at(&mut self.conns[slot], slot, at_us);
         }
         Ok(())
     }

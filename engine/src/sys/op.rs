@@ -2,7 +2,7 @@
 //! SQE's user_data so that completions are interpreted by the layer that issued them.
 //!
 //! Layout of the kernel-visible user_data: `tag` (8 bits) | `payload` (56 bits). For accepts,
-//! recvs, polls and cancels the payload is the caller's user_data; for sends it is the key of the
+//! recvs, polls, cancels and wake-ups the payload is the caller's user_data; for sends it is the key of the
 //! ring's in-flight send table (see [`SendId`](super::SendId)).
 
 /// The caller's part of a user_data: 56 bits.
@@ -22,6 +22,12 @@ pub enum Op {
     Cancel,
     /// A one-shot readiness poll.
     Poll,
+    /// Another ring's [`Ring::msg_ring`](super::Ring::msg_ring) arrived here: the payload is
+    /// what the sender put in it.
+    Wake,
+    /// A [`Ring::msg_ring`](super::Ring::msg_ring) of this ring failed (`res` says why; a
+    /// successful one posts nothing here).
+    WakeFailed,
 }
 
 /// The SQE kinds this layer issues.
@@ -32,10 +38,20 @@ pub(super) enum Tag {
     Send,
     Cancel,
     Poll,
+    Wake,
+    WakeFailed,
 }
 
 impl Tag {
-    const ALL: [Tag; 5] = [Tag::Accept, Tag::Recv, Tag::Send, Tag::Cancel, Tag::Poll];
+    const ALL: [Tag; 7] = [
+        Tag::Accept,
+        Tag::Recv,
+        Tag::Send,
+        Tag::Cancel,
+        Tag::Poll,
+        Tag::Wake,
+        Tag::WakeFailed,
+    ];
 
     /// The operation a caller sees.
     pub const fn op(self) -> Op {
@@ -45,6 +61,8 @@ impl Tag {
             Tag::Send => Op::Send,
             Tag::Cancel => Op::Cancel,
             Tag::Poll => Op::Poll,
+            Tag::Wake => Op::Wake,
+            Tag::WakeFailed => Op::WakeFailed,
         }
     }
 

@@ -231,6 +231,42 @@ impl Ring {
         self.bufs.as_ref().map_or(0, BufRing::count)
     }
 
+    /// Whether the kernel has `IORING_OP_MSG_RING` (5.18), for [`Ring::msg_ring`].
+    pub fn supports_msg_ring(&self) -> bool {
+        let mut probe = Probe::new();
+        self.uring.submitter().register_probe(&mut probe).is_ok()
+            && probe.is_supported(opcode::MsgRingData::CODE)
+    }
+
+    /// A second descriptor of this ring, for other threads to aim [`Ring::msg_ring`] at. Held
+    /// open, it also keeps the ring's memory alive after this `Ring` is dropped, so a late
+    /// wake-up lands in a ring no one reads, never in another file.
+    pub fn dup_fd(&self) -> io::Result<OwnedFd> {
+        // SAFETY: the ring's descriptor stays open for as long as `self.uring`, which outlives
+        // this borrow.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.uring.as_raw_fd()) };
+        fd.try_clone_to_owned()
+    }
+
+    /// Posts a completion with `payload` into the ring behind `target` (another core's
+    /// [`Ring::dup_fd`]): there it is an [`Op::Wake`](super::Op::Wake) completion. Nothing is
+    /// posted here unless it fails ([`Op::WakeFailed`](super::Op::WakeFailed) with
+    /// `user_data`).
+    pub fn msg_ring(&mut self, target: &impl AsFd, payload: u64, user_data: u64) -> io::Result<()> {
+        let entry = opcode::MsgRingData::new(
+            types::Fd(target.as_fd().as_raw_fd()),
+            0,
+            op::encode(Tag::Wake, payload),
+            None,
+        )
+        .build()
+        .flags(squeue::Flags::SKIP_SUCCESS)
+        .user_data(op::encode(Tag::WakeFailed, user_data));
+        // SAFETY: the entry points to no memory; the target descriptor is the caller's, checked
+        // by the kernel when the request is issued.
+        unsafe { self.push(&entry) }
+    }
+
     /// Checks the kernel floor and the opcodes the engine needs.
     fn check_support(&self) -> Result<(), RingError> {
         let release = super::socket::kernel_release();
@@ -439,7 +475,7 @@ impl Ring {
                 completion.user_data = user_data;
                 completion.sent = Some(buf);
             }
-            Tag::Accept | Tag::Cancel | Tag::Poll => {}
+            Tag::Accept | Tag::Cancel | Tag::Poll | Tag::Wake | Tag::WakeFailed => {}
         }
         Some(completion)
     }

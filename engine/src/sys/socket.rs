@@ -112,6 +112,14 @@ pub fn eventfd_signal(fd: &impl AsFd) {
     debug_assert!(rc == 8 || io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN));
 }
 
+/// Resets an eventfd's counter (it is non-blocking: nothing to read is not an error).
+pub fn eventfd_clear(fd: &impl AsFd) {
+    let mut count: u64 = 0;
+    // SAFETY: reads 8 bytes into a live u64 from an eventfd we hold open.
+    let rc = unsafe { libc::read(fd.as_fd().as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+    debug_assert!(rc == 8 || io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN));
+}
+
 /// Raises RLIMIT_NOFILE towards `want` descriptors: the soft limit up to the hard one, and the
 /// hard one too where the process may (root, up to `fs.nr_open`). Returns the new soft limit.
 pub fn raise_nofile_limit(want: u64) -> io::Result<u64> {

@@ -256,7 +256,9 @@ impl Worker<'_> {
             .is_some_and(|c| c.generation == token.generation);
         match completion.op() {
             Op::Cancel => Ok(()),
-            Op::Accept | Op::Poll => unreachable!("the loadgen neither accepts nor polls"),
+            Op::Accept | Op::Poll | Op::Wake | Op::WakeFailed => {
+                unreachable!("the loadgen neither accepts, polls nor wakes rings")
+            }
             Op::Send => {
                 assert!(live, "a connection outlives its sends");
                 self.on_send(slot, completion)

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use engine::{Config, Context, MessagePhase, Output, Protocol, Server, Step};
+use engine::{Config, Context, MessagePhase, Protocol, Server, Step};
 
 struct Faulty;
 
@@ -19,18 +19,16 @@ struct Session {
 
 impl Protocol for Faulty {
     type Session = Session;
+    type CoreState = ();
+    type Message = ();
 
-    fn open(&self, _peer: Option<SocketAddr>) -> Session {
+    fn core_state(&self, _core: u16) {}
+
+    fn open(&self, _peer: Option<SocketAddr>, _cx: &mut Context<'_, Self>) -> Session {
         Session::default()
     }
 
-    fn on_input(
-        &self,
-        session: &mut Session,
-        input: &[u8],
-        out: &mut Output<'_>,
-        cx: &Context,
-    ) -> Step {
+    fn on_input(&self, session: &mut Session, input: &[u8], cx: &mut Context<'_, Self>) -> Step {
         let (mut used, mut lines) = (0, 0);
         while let Some(end) = input[used..].iter().position(|&byte| byte == b'\n') {
             let line = &input[used..used + end];
@@ -39,10 +37,11 @@ impl Protocol for Faulty {
             if line == b"PANIC" {
                 panic!("asked to panic");
             } else if line == b"WHO" {
-                out.push(format!("CORE {}\n", cx.core()).as_bytes());
+                let core = cx.core();
+                cx.output().push(format!("CORE {core}\n").as_bytes());
             } else if let Some(tag) = line.strip_prefix(b"TAG ") {
                 session.tag = std::str::from_utf8(tag).ok().and_then(|t| t.parse().ok());
-                out.push(b"OK\n");
+                cx.output().push(b"OK\n");
             }
         }
         Step::more(used, lines)

@@ -70,10 +70,11 @@ pub enum LogFormat {
 ///
 /// Serves a protocol (--protocol) on --listen and Prometheus metrics on --admin (GET /metrics).
 /// Each close is classified (peer_fin, peer_fin_mid_frame, peer_reset, idle_timeout,
-/// read_timeout, local_close, protocol_error, shutdown, tcp_timeout, aborted, error), counted,
-/// logged as a tracing event (target engine::close) and, with --close-log, written as one JSON
-/// line. SIGINT/SIGTERM drains: stop accepting, let started messages finish and replies flush,
-/// close every connection as `shutdown`, exit 0. Durations take units: 500ms, 30s, 2m.
+/// read_timeout, peer_close, local_close, protocol_error, slow_consumer, shutdown, tcp_timeout,
+/// aborted, error), counted, logged as a tracing event (target engine::close) and, with
+/// --close-log, written as one JSON line. SIGINT/SIGTERM drains: stop accepting, let started
+/// messages finish and replies flush, close every connection as `shutdown`, exit 0. Durations
+/// take units: 500ms, 30s, 2m.
 #[derive(Debug, Parser)]
 #[command(name = "engine", version, verbatim_doc_comment)]
 pub struct Args {

@@ -8,6 +8,7 @@ const IDLE: Facts = Facts {
     partial_phase: MessagePhase::Header,
     send_in_flight: false,
     replies_pending: false,
+    replies_owed: false,
     drained: true,
 };
 
@@ -196,4 +197,51 @@ fn a_final_cqe_without_a_recv_is_a_bug() {
     let mut life = Life::new();
     let _ = life.recv_final(-libc::ENOBUFS, IDLE);
     let _ = life.recv_final(0, IDLE);
+}
+
+#[test]
+fn a_close_waits_for_an_owed_reply_until_given_up() {
+    let mut life = Life::new();
+    let owed = with(|f| f.replies_owed = true);
+    // The peer half-closes while a deferred reply is owed: classified, but not closed yet.
+    assert_eq!(
+        life.recv_final(0, owed),
+        Action::Classified { abandon: false }
+    );
+    assert!(life.accepts_output(), "the owed reply may still be written");
+    assert_eq!(life.finish(owed), Finish::Wait);
+    assert!(matches!(life.finish(IDLE), Finish::Close(c) if c.cause == Cause::PeerFin));
+    // Giving up (the idle bound) closes without the reply.
+    let mut stuck = Life::new();
+    let _ = stuck.recv_final(0, owed);
+    assert_eq!(stuck.give_up(), Action::Classified { abandon: true });
+    assert!(!stuck.accepts_output());
+    assert!(matches!(stuck.finish(owed), Finish::Close(_)));
+}
+
+#[test]
+fn a_slow_consumer_gives_its_replies_up() {
+    let mut life = Life::new();
+    let pending = with(|f| f.replies_pending = true);
+    assert_eq!(
+        life.decide(Intent::SlowConsumer, pending),
+        Action::CancelRecv
+    );
+    assert_eq!(
+        life.recv_final(-libc::ECANCELED, pending),
+        Action::Classified { abandon: true }
+    );
+    assert!(!life.accepts_output());
+    assert!(matches!(life.finish(IDLE), Finish::Close(c) if c.cause == Cause::SlowConsumer));
+}
+
+#[test]
+fn no_output_after_the_fin() {
+    let mut life = Life::new();
+    let _ = life.decide(Intent::PeerClose, IDLE);
+    let _ = life.recv_final(-libc::ECANCELED, IDLE);
+    assert_eq!(life.finish(IDLE), Finish::Fin);
+    assert!(life.accepts_output());
+    assert_eq!(life.linger(1_000), Action::ArmRecv);
+    assert!(!life.accepts_output());
 }
