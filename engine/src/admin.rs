@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use protocol::http::{write_response, ConnectionHeader, HttpDate, Request, Response};
+use protocol::http::Request;
 
 use crate::config::LogDrops;
-use crate::http::{Answer, Handler};
+use crate::http::{Answer, Exchange, Handler};
 use crate::metrics::{render, CoreMetrics};
 
 /// The admin core's resources: a few scrapers at a time, small receive buffers.
@@ -38,24 +38,31 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Handler for Metrics {
-    fn respond(&self, request: &Request<'_>, date: &HttpDate, out: &mut Vec<u8>) -> Answer {
-        let (status, allow, text) = match (request.path, request.method) {
+    type CoreState = ();
+    type Message = ();
+
+    fn core_state(&self, _core: u16) {}
+
+    fn request(&self, request: &Request<'_>, exchange: &mut Exchange<'_, '_, Self>) -> Answer {
+        // Only the metrics are in Prometheus' format; the errors are plain text.
+        let answered = match (request.path, request.method) {
             (METRICS_PATH, "GET" | "HEAD") => {
                 let dropped = self.log_drops.as_ref().map_or(0, |count| count());
-                (200, None, render(&self.cores, &self.admin, dropped))
+                let text = render(&self.cores, &self.admin, dropped);
+                exchange.respond(200, &[("Content-Type", CONTENT_TYPE)], text.as_bytes())
             }
-            (METRICS_PATH, _) => (405, Some("GET, HEAD"), "only GET /metrics\n".to_owned()),
-            _ => (404, None, "only /metrics is served here\n".to_owned()),
+            (METRICS_PATH, _) => exchange.respond(
+                405,
+                &[("Content-Type", "text/plain"), ("Allow", "GET, HEAD")],
+                b"only GET /metrics\n",
+            ),
+            _ => exchange.respond(
+                404,
+                &[("Content-Type", "text/plain")],
+                b"only /metrics is served here\n",
+            ),
         };
-        let response = Response {
-            status,
-            content_type: CONTENT_TYPE,
-            body: text.as_bytes(),
-            allow,
-            head_only: request.method == "HEAD",
-            connection: ConnectionHeader::new(request.version, request.keep_alive),
-        };
-        write_response(out, date, &response);
+        answered.expect("fixed, well-formed fields");
         Answer::KeepAlive // `Http` closes when the request did not ask to keep the connection
     }
 }

@@ -460,9 +460,10 @@ impl Life {
                     res,
                 };
                 // Idle while replies wait, or too slow for what is pushed to it: the peer does not
-                // read them; do not wait for it.
-                let abandon = matches!(cause, Cause::IdleTimeout | Cause::SlowConsumer)
-                    && facts.replies_pending;
+                // read them; do not wait for it (a slow consumer not even for the bytes the
+                // kernel already took: lingering for its ACKs would keep it 2 s longer).
+                let abandon = cause == Cause::SlowConsumer
+                    || (cause == Cause::IdleTimeout && facts.replies_pending);
                 self.state = State::Flushing {
                     closing,
                     abandoned: abandon,

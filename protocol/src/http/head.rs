@@ -7,7 +7,7 @@ use super::error::Error;
 use super::examined;
 use super::fields::{self, ConnectionOptions, ContentLength, TransferCodings};
 use super::limits::{Caps, HEADERS_MAX_CAP};
-use super::request::{Body, Request, Version};
+use super::request::{Body, Headers, Request, Version};
 
 /// How the body after a head is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +30,8 @@ pub(super) struct Head<'a> {
     pub keep_alive: bool,
     pub tag: Option<u64>,
     pub framing: Framing,
+    /// The header fields as received (validated by `httparse`), one per line.
+    pub fields: &'a [u8],
 }
 
 impl<'a> Head<'a> {
@@ -41,6 +43,7 @@ impl<'a> Head<'a> {
             version: self.version,
             keep_alive: self.keep_alive,
             tag: self.tag,
+            headers: Headers::new(self.fields),
             body,
         }
     }
@@ -105,7 +108,7 @@ pub(super) fn parse<'a>(head: &'a [u8], caps: &Caps) -> Result<Head<'a>, Error> 
         Err(httparse::Error::TooManyHeaders) => return Err(Error::TooManyHeaders),
         Err(_) => return Err(Error::BadHeader),
     }
-    interpret(&request, caps)
+    interpret(&request, caps, head)
 }
 
 /// The common case at once: a whole, well-formed head at the start of `input` within every
@@ -133,11 +136,16 @@ pub(super) fn parse_whole<'a>(
     if len > caps.head_max as usize || line_len > caps.request_line_max as usize {
         return None;
     }
-    Some((interpret(&request, caps), len))
+    Some((interpret(&request, caps, &input[..len]), len))
 }
 
-/// What a head `httparse` accepted says: its version, target, persistence, tag and framing.
-fn interpret<'a>(request: &httparse::Request<'_, 'a>, caps: &Caps) -> Result<Head<'a>, Error> {
+/// What a head `httparse` accepted says: its version, target, persistence, tag and framing;
+/// `head` is its bytes, blank line included.
+fn interpret<'a>(
+    request: &httparse::Request<'_, 'a>,
+    caps: &Caps,
+    head: &'a [u8],
+) -> Result<Head<'a>, Error> {
     let (Some(method), Some(target), Some(minor)) = (request.method, request.path, request.version)
     else {
         return Err(Error::BadRequestLine);
@@ -184,7 +192,23 @@ fn interpret<'a>(request: &httparse::Request<'_, 'a>, caps: &Caps) -> Result<Hea
         keep_alive: options.keep_alive(version == Version::Http11),
         tag,
         framing,
+        fields: fields_of(head),
     })
+}
+
+/// The header lines of a valid head: after the request line (and any empty lines before it),
+/// up to the blank line.
+fn fields_of(head: &[u8]) -> &[u8] {
+    let start = head
+        .iter()
+        .take_while(|&&byte| byte == b'\r' || byte == b'\n')
+        .count();
+    let after_line = head[start..]
+        .iter()
+        .position(|&byte| byte == b'\n')
+        .map_or(head.len(), |at| start + at + 1);
+    let blank = if head.ends_with(b"\r\n") { 2 } else { 1 };
+    &head[after_line..head.len().saturating_sub(blank).max(after_line)]
 }
 
 /// The body framing of RFC 9112 §6.3, stricter where smuggling lives: Transfer-Encoding with
@@ -254,6 +278,30 @@ mod tests {
                 "{line:?}"
             );
         }
+    }
+
+    #[test]
+    fn headers_are_read_in_place_in_order() {
+        let caps = Caps::new(&Limits::default());
+        for head in [
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Two:  b c \r\nx-two: d\r\nEmpty:\r\n\r\n",
+            "\r\nGET / HTTP/1.1\nHost: a\nX-Two:\tb c\nx-two: d\nEmpty: \n\n",
+        ] {
+            let parsed = parse(head.as_bytes(), &caps).expect(head);
+            let request = parsed.into_request(Body::Empty);
+            let fields: Vec<(&str, &[u8])> = request.headers.iter().collect();
+            let expected: [(&str, &[u8]); 4] = [
+                ("Host", b"a"),
+                ("X-Two", b"b c"),
+                ("x-two", b"d"),
+                ("Empty", b""),
+            ];
+            assert_eq!(fields, expected, "{head:?}");
+            assert_eq!(request.headers.get("x-TWO"), Some(&b"b c"[..]), "the first");
+            assert_eq!(request.headers.get("Missing"), None);
+        }
+        let bare = parse(b"GET / HTTP/1.0\r\n\r\n", &caps).unwrap();
+        assert_eq!(bare.into_request(Body::Empty).headers.iter().count(), 0);
     }
 
     #[test]

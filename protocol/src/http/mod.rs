@@ -27,9 +27,10 @@ pub use limits::{
     HEADERS_MAX, HEADERS_MAX_CAP, HEAD_MAX, REQUEST_LINE_MAX,
 };
 pub use parser::{Parse, Parser, Phase};
-pub use request::{Body, Chunked, Pieces, Request, Version};
+pub use request::{Body, Chunked, Headers, Pieces, Request, Version};
 pub use response::{
-    reason_phrase, write_error, write_plain_error, write_response, ConnectionHeader, Response,
+    reason_phrase, write_error, write_plain_error, write_response, write_with_fields,
+    ConnectionHeader, FieldError, Response,
 };
 
 /// Counts bytes examined by the scanners and `httparse` (unit tests bound the cost of a request

@@ -27,8 +27,41 @@ pub struct Request<'a> {
     pub keep_alive: bool,
     /// The first well-formed `x-client-tag: <decimal u64>` field; malformed ones are ignored.
     pub tag: Option<u64>,
+    /// The header fields, in the order received.
+    pub headers: Headers<'a>,
     /// The message body, already complete and validated.
     pub body: Body<'a>,
+}
+
+/// A request's header fields, read from the head in place (no copy, no allocation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Headers<'a> {
+    /// The header lines of a head `httparse` accepted, each ending in LF (CRLF or bare LF).
+    lines: &'a [u8],
+}
+
+impl<'a> Headers<'a> {
+    pub(super) fn new(lines: &'a [u8]) -> Headers<'a> {
+        Headers { lines }
+    }
+
+    /// Every field as (name, value), the value without its surrounding whitespace.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        self.lines.split(|&byte| byte == b'\n').filter_map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let colon = line.iter().position(|&byte| byte == b':')?;
+            // A token (validated by httparse): ASCII.
+            let name = std::str::from_utf8(&line[..colon]).ok()?;
+            Some((name, line[colon + 1..].trim_ascii()))
+        })
+    }
+
+    /// The value of the first field named `name` (ASCII case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&'a [u8]> {
+        self.iter()
+            .find(|(field, _)| field.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
+    }
 }
 
 /// A request's body.

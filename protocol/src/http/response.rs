@@ -157,6 +157,88 @@ fn write_head(out: &mut Vec<u8>, date: &HttpDate, response: &Response<'_>, conte
     out.extend_from_slice(b"\r\n");
 }
 
+/// Header fields a service may not set: the writer sets them from the response itself.
+const FIELDS_RESERVED: [&str; 4] = ["content-length", "date", "connection", "transfer-encoding"];
+
+/// A header field [`write_with_fields`] refused to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldError {
+    /// The name is not a token (RFC 9110 §5.1), or the value has a CR, LF or control byte.
+    Malformed { index: usize },
+    /// Content-Length, Date, Connection or Transfer-Encoding: the writer sets those.
+    Reserved { index: usize },
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldError::Malformed { index } => write!(f, "header field {index} is malformed"),
+            FieldError::Reserved { index } => {
+                write!(f, "header field {index} is set by the server itself")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+/// Appends a response with the caller's header fields: `HTTP/1.1 <status> <reason>`, each
+/// `(name, value)` of `fields` in order, Content-Length, Date, the Connection header, the blank
+/// line and `body` (none if `head_only`). A field that is malformed or reserved is refused and
+/// nothing is written.
+pub fn write_with_fields(
+    out: &mut Vec<u8>,
+    date: &HttpDate,
+    status: u16,
+    fields: &[(&str, &str)],
+    body: &[u8],
+    connection: ConnectionHeader,
+    head_only: bool,
+) -> Result<(), FieldError> {
+    for (index, (name, value)) in fields.iter().enumerate() {
+        if !is_token(name) || !is_field_value(value) {
+            return Err(FieldError::Malformed { index });
+        }
+        if FIELDS_RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+            return Err(FieldError::Reserved { index });
+        }
+    }
+    assert!((100..=999).contains(&status), "status {status}");
+    let mut digits = itoa::Buffer::new();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(digits.format(status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in fields {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"Content-Length: ");
+    out.extend_from_slice(digits.format(body.len()).as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
+    out.extend_from_slice(date.as_bytes());
+    out.extend_from_slice(match connection {
+        ConnectionHeader::Omit => b"\r\n\r\n".as_slice(),
+        ConnectionHeader::KeepAlive => b"\r\nConnection: keep-alive\r\n\r\n",
+        ConnectionHeader::Close => b"\r\nConnection: close\r\n\r\n",
+    });
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+    Ok(())
+}
+
+/// A token (RFC 9110 §5.6.2): a field name.
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte))
+}
+
 /// A header value we may write as is: visible ASCII and spaces, no CR or LF.
 fn is_field_value(value: &str) -> bool {
     value
@@ -187,6 +269,54 @@ mod tests {
         head_only: false,
         connection: ConnectionHeader::Omit,
     };
+
+    #[test]
+    fn a_service_sets_its_fields_and_not_the_framing() {
+        let mut out = Vec::new();
+        let fields = [("Content-Type", "application/json"), ("X-Id", "7")];
+        let head_only = false;
+        write_with_fields(
+            &mut out,
+            &date(),
+            201,
+            &fields,
+            b"{}",
+            ConnectionHeader::Close,
+            head_only,
+        )
+        .unwrap();
+        let d = "Date: Sun, 06 Nov 1994 08:49:37 GMT";
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("HTTP/1.1 201 Unknown\r\nContent-Type: application/json\r\nX-Id: 7\r\nContent-Length: 2\r\n{d}\r\nConnection: close\r\n\r\n{{}}")
+        );
+        let refused = [
+            (("Bad Name", "x"), FieldError::Malformed { index: 0 }),
+            (
+                ("X", "a\r\nInjected: 1"),
+                FieldError::Malformed { index: 0 },
+            ),
+            (("content-length", "9"), FieldError::Reserved { index: 0 }),
+            (
+                ("Connection", "keep-alive"),
+                FieldError::Reserved { index: 0 },
+            ),
+        ];
+        for (field, error) in refused {
+            let mut out = Vec::new();
+            let result = write_with_fields(
+                &mut out,
+                &date(),
+                200,
+                &[field],
+                b"",
+                ConnectionHeader::Omit,
+                false,
+            );
+            assert_eq!(result, Err(error), "{field:?}");
+            assert!(out.is_empty(), "nothing written for {field:?}");
+        }
+    }
 
     #[test]
     fn response_table() {

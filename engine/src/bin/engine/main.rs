@@ -1,6 +1,7 @@
 //! The `engine` command: parse flags, set up logging, serve the chosen protocol until drained.
 //! A thin CLI over the library: everything it does goes through `engine`'s public API.
 
+mod arena;
 mod args;
 
 use std::io::IsTerminal;
@@ -9,10 +10,11 @@ use std::sync::Arc;
 
 use clap::Parser;
 use engine::frame::FrameProtocol;
-use engine::http::{Arena, Http};
+use engine::http::Http;
 use engine::{Config, Protocol, Server};
 use tracing_subscriber::EnvFilter;
 
+use arena::Arena;
 use args::{Args, LogFormat, ProtocolName};
 
 /// Without RUST_LOG: info, except the per-close events. Formatting one costs a core ~6 µs, about

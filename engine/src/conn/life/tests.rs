@@ -233,6 +233,15 @@ fn a_slow_consumer_gives_its_replies_up() {
     );
     assert!(!life.accepts_output());
     assert!(matches!(life.finish(IDLE), Finish::Close(c) if c.cause == Cause::SlowConsumer));
+    // Even when the kernel took every byte queued: no FIN, no lingering for the ACKs of a peer
+    // that does not read.
+    let mut taken = Life::new();
+    let _ = taken.decide(Intent::SlowConsumer, IDLE);
+    assert_eq!(
+        taken.recv_final(-libc::ECANCELED, IDLE),
+        Action::Classified { abandon: true }
+    );
+    assert!(matches!(taken.finish(IDLE), Finish::Close(_)));
 }
 
 #[test]
