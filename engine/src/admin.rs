@@ -8,7 +8,7 @@ use std::sync::Arc;
 use protocol::http::Request;
 
 use crate::config::LogDrops;
-use crate::http::{Answer, Exchange, Handler};
+use crate::http::{Answer, Exchange, Handler, NoUpgrade};
 use crate::metrics::{render, CoreMetrics};
 
 /// The admin core's resources: a few scrapers at a time, small receive buffers.
@@ -39,6 +39,7 @@ impl std::fmt::Debug for Metrics {
 
 impl Handler for Metrics {
     type CoreState = ();
+    type Upgraded = NoUpgrade;
     type Message = ();
 
     fn core_state(&self, _core: u16) {}

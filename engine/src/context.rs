@@ -17,7 +17,7 @@ use slab::Slab;
 
 use crate::classify::Intent;
 use crate::conn::{Conn, Pool};
-use crate::core::Agenda;
+use crate::core::{Agenda, Request};
 use crate::mesh::Mesh;
 use crate::protocol_api::{Output, Protocol};
 
@@ -302,7 +302,8 @@ impl<P: Protocol + ?Sized> Context<'_, P> {
         conn.out.output(self.pool).push_with(write);
         if conn.out.queued_bytes() > self.max_queued_bytes {
             conn.output_closed = true;
-            self.agenda.request(slot, conn.id, Intent::SlowConsumer);
+            self.agenda
+                .request(slot, conn.id, Request::Close(Intent::SlowConsumer));
             return Err(WriteError::SlowConsumer);
         }
         self.agenda.mark_flush(conn, slot);
@@ -356,8 +357,27 @@ impl<P: Protocol + ?Sized> Context<'_, P> {
         } else {
             intent
         };
-        self.agenda.request(slot, c.id, intent);
+        self.agenda.request(slot, c.id, Request::Close(intent));
         Ok(())
+    }
+
+    /// Offers connection `conn` the input it held ([`Step::hold`]) again, once this callback
+    /// returns, and reads from it again (unless it holds again). Nothing happens if it holds
+    /// nothing.
+    ///
+    /// [`Step::hold`]: crate::Step::hold
+    pub fn resume(&mut self, conn: ConnId) -> Result<(), WriteError> {
+        if conn.core != self.core {
+            return Err(WriteError::OtherCore { core: conn.core });
+        }
+        let slot = conn.slot as usize;
+        match self.conns.get(slot) {
+            Some(c) if c.id == conn.id => {
+                self.agenda.request(slot, c.id, Request::Resume);
+                Ok(())
+            }
+            _ => Err(WriteError::Closed),
+        }
     }
 
     /// Arms timer `timer` of connection `conn` to fire `after` from now

@@ -117,6 +117,15 @@ impl Step {
         Step::with(consumed, messages, Verdict::Continue)
     }
 
+    /// Keep serving, but hold the input after `consumed` (and whatever arrives) until
+    /// [`Context::resume`]: the engine stops reading from the connection, and offers the held
+    /// input again on resume. For a protocol that must answer one message before it reads the
+    /// next (an HTTP response deferred while requests are pipelined behind it). A FIN or reset
+    /// that arrives meanwhile is classified after the held input has been read.
+    pub const fn hold(consumed: usize, messages: u64) -> Step {
+        Step::with(consumed, messages, Verdict::Hold)
+    }
+
     /// The peer asked, in the protocol, to end the connection (a CLOSE frame, `Connection:
     /// close`, `QUIT`): close after the replies (cause `peer_close`).
     pub const fn peer_close(consumed: usize, messages: u64) -> Step {
@@ -148,6 +157,8 @@ impl Step {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Continue,
+    /// Keep serving; hold the input until the protocol resumes (see [`Step::hold`]).
+    Hold,
     /// The peer asked to end the connection; close after flushing: `peer_close`.
     PeerClose,
     /// Close after flushing, the server's own decision: `local_close`.

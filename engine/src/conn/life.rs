@@ -127,6 +127,12 @@ pub struct Life {
     send_errno: Option<i32>,
     /// A drain began while a message was incomplete: close once it completes.
     finish_message: bool,
+    /// The protocol holds its input (`Step::hold`) until it resumes: reading stops, and the
+    /// kept input is offered again on resume.
+    held: bool,
+    /// While held, the recv's final CQE said the peer ended (`last_res`: its FIN or error):
+    /// classified once the protocol has resumed and read what it held.
+    peer_ended: bool,
 }
 
 impl Default for Life {
@@ -143,12 +149,20 @@ impl Life {
             last_res: 0,
             send_errno: None,
             finish_message: false,
+            held: false,
+            peer_ended: false,
         }
     }
 
     /// Received input is served (not once a close is decided or a send failed).
     pub fn serving(&self) -> bool {
-        matches!(self.state, State::Reading | State::Pausing) && !self.evidence_recorded()
+        matches!(self.state, State::Reading | State::Pausing | State::Paused)
+            && !self.evidence_recorded()
+    }
+
+    /// The protocol holds its input: received bytes are kept, not handed to it.
+    pub fn is_held(&self) -> bool {
+        self.held
     }
 
     /// A drain is waiting for the message in progress to complete.
@@ -262,8 +276,47 @@ impl Life {
         self.decide(Intent::Shutdown, facts)
     }
 
+    /// The protocol holds its input until [`Life::resume`]: stop reading.
+    pub fn hold(&mut self) -> Action {
+        self.held = true;
+        self.pause()
+    }
+
+    /// The protocol resumed: its held input may be offered to it again (then [`Life::resume`]).
+    pub fn unhold(&mut self) {
+        self.held = false;
+    }
+
+    /// The protocol resumed and has read what it held (if it did not hold again): read again,
+    /// or classify the end the peer made meanwhile.
+    pub fn resume(&mut self, facts: Facts) -> Action {
+        if self.held || self.state != State::Paused || self.evidence_recorded() {
+            return Action::None;
+        }
+        if self.peer_ended {
+            self.peer_ended = false;
+            if self.last_res == 0 && facts.send_in_flight && self.send_errno.is_none() {
+                self.state = State::AwaitingSend; // the send decides: FIN or a consumed RST
+                return Action::None;
+            }
+            return self.classify_final(Intent::None, facts);
+        }
+        if facts.drained {
+            self.state = State::Reading;
+            return Action::ArmRecv;
+        }
+        Action::None // backpressure: the replies' drain re-arms it
+    }
+
     /// The recv's final CQE (IORING_CQE_F_MORE clear) arrived with `res`.
     pub fn recv_final(&mut self, res: i32, facts: Facts) -> Action {
+        if self.held && self.state == State::Pausing && ends_the_peer(res) {
+            // The peer's FIN or error while the protocol holds input: read what is held first.
+            self.last_res = res;
+            self.peer_ended = true;
+            self.state = State::Paused;
+            return Action::None;
+        }
         let intent = match self.state {
             State::Reading => Intent::None,
             State::Pausing => Intent::Pause,
@@ -321,7 +374,9 @@ impl Life {
         match self.state {
             // The send that had to decide did not see an RST: the recv's res 0 is a FIN.
             State::AwaitingSend => self.classify_stopped(Intent::None, facts),
-            State::Paused if facts.drained && !self.evidence_recorded() => {
+            State::Paused
+                if facts.drained && !self.evidence_recorded() && !self.held && !self.peer_ended =>
+            {
                 self.state = State::Reading;
                 Action::ArmRecv
             }
@@ -332,11 +387,17 @@ impl Life {
 
     /// A buffer is free for a starved recv.
     pub fn unstarve(&mut self) -> Action {
-        if self.state == State::Starved {
-            self.state = State::Reading;
-            return Action::ArmRecv;
+        match self.state {
+            State::Starved if self.held => {
+                self.state = State::Paused; // stays stopped until the protocol resumes
+                Action::None
+            }
+            State::Starved => {
+                self.state = State::Reading;
+                Action::ArmRecv
+            }
+            _ => Action::None,
         }
-        Action::None
     }
 
     /// Stop waiting for a flush or a linger: the peer does not read, or a bound passed.
@@ -442,7 +503,7 @@ impl Life {
             }
             Verdict::Paused => {
                 self.state = State::Paused;
-                if facts.drained && self.send_errno.is_none() {
+                if facts.drained && self.send_errno.is_none() && !self.held {
                     self.state = State::Reading;
                     return Action::ArmRecv;
                 }
@@ -486,6 +547,12 @@ impl Life {
             Intent::IdleTimeout
         }
     }
+}
+
+/// Whether a recv's final res ends the connection from the peer's side (a FIN or an error),
+/// rather than a cancel, a dry buffer ring or a full CQ.
+fn ends_the_peer(res: i32) -> bool {
+    res == 0 || (res < 0 && res != -libc::ECANCELED && res != -libc::ENOBUFS)
 }
 
 /// Where in the stream the connection was when it was classified.

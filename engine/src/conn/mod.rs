@@ -167,7 +167,7 @@ mod tests {
         // The protocol's session is kept beside it; the frame protocol's is 16 bytes.
         let conn = std::mem::size_of::<Conn>();
         assert!(conn <= 352, "a Conn grew to {conn} bytes");
-        let http = std::mem::size_of::<crate::http::HttpSession>();
+        let http = std::mem::size_of::<crate::http::HttpSession<crate::http::NoUpgrade>>();
         assert!(
             conn + http <= 448,
             "an HTTP connection grew to {} bytes",

@@ -9,13 +9,22 @@ use crate::conn::Conn;
 use crate::context::CORE_TIMERS;
 use crate::timers::{Deadlines, Due};
 
+/// What a callback asked of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// Close it, with this intent.
+    Close(Intent),
+    /// Offer it its held input again, and read from it again.
+    Resume,
+}
+
 #[derive(Debug)]
 pub(crate) struct Agenda {
     /// Connections with output to send this pass, (slot, generation).
     pub flush: Vec<(usize, u32)>,
-    /// Closes asked for by callbacks, (slot, connection id, intent), carried out in order once
-    /// the callback returns.
-    pub requests: VecDeque<(usize, u64, Intent)>,
+    /// What callbacks asked of connections, (slot, connection id, request), carried out in
+    /// order once the callback returns.
+    pub requests: VecDeque<(usize, u64, Request)>,
     /// Lazy checks of connection deadlines.
     pub deadlines: Deadlines,
     /// When each of the protocol's core timers is due (`u64::MAX`: not armed).
@@ -42,9 +51,9 @@ impl Agenda {
         }
     }
 
-    /// Records a close to carry out when the current callback returns.
-    pub fn request(&mut self, slot: usize, id: u64, intent: Intent) {
-        self.requests.push_back((slot, id, intent));
+    /// Records what to do to a connection when the current callback returns.
+    pub fn request(&mut self, slot: usize, id: u64, request: Request) {
+        self.requests.push_back((slot, id, request));
     }
 
     /// Arms a check of the connection at `at_us`, superseding any armed one.

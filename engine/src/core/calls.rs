@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use slab::Slab;
 
-use super::Core;
+use super::{Core, Request};
 use crate::context::{Context, Own, CORE_TIMERS};
 use crate::protocol_api::Protocol;
 use crate::record::CloseRecord;
@@ -192,13 +192,18 @@ impl<P: Protocol> Core<P> {
         }
         self.running_requests = true;
         let mut result = Ok(());
-        while let Some((slot, id, intent)) = self.agenda.requests.pop_front() {
+        while let Some((slot, id, request)) = self.agenda.requests.pop_front() {
             if !self.holds(slot, id) {
                 continue; // closed meanwhile
             }
-            let facts = self.facts(slot);
-            let action = self.conns[slot].life.decide(intent, facts);
-            result = self.apply(slot, action);
+            result = match request {
+                Request::Close(intent) => {
+                    let facts = self.facts(slot);
+                    let action = self.conns[slot].life.decide(intent, facts);
+                    self.apply(slot, action)
+                }
+                Request::Resume => self.resume_input(slot),
+            };
             if result.is_err() {
                 break;
             }

@@ -42,7 +42,7 @@ use crate::record::CloseLogSender;
 use crate::sys::{socket, Completion, Op, Ring, RingError, RingMode};
 use crate::token::Token;
 
-pub(crate) use agenda::Agenda;
+pub(crate) use agenda::{Agenda, Request};
 use batch::Batcher;
 pub(crate) use close::Records;
 pub(crate) use drain::Drain;

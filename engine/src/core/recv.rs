@@ -18,6 +18,8 @@ struct Fed {
     messages: u64,
     /// The intent the protocol's verdict (or the engine's message bound) records.
     intent: Option<Intent>,
+    /// The protocol holds its input until it resumes.
+    hold: bool,
 }
 
 impl<P: Protocol> Core<P> {
@@ -82,9 +84,51 @@ impl<P: Protocol> Core<P> {
                 feed(proto, session, slot, data, &mut cx, &mut fed);
             })
         };
-        let metrics = self.metrics();
-        metrics.bytes_received.add(len as u64);
-        metrics.frames_received.add(fed.messages);
+        self.metrics().bytes_received.add(len as u64);
+        self.after_input(slot, fed)
+    }
+
+    /// The protocol resumed the connection at `slot`: offers it the input it held (and what
+    /// arrived meanwhile), then reads again or classifies the end the peer made meanwhile.
+    pub(super) fn resume_input(&mut self, slot: usize) -> io::Result<()> {
+        self.conns[slot].life.unhold();
+        let id = self.conns[slot].id;
+        if !self.conns[slot].tail.is_empty() {
+            let own = Own {
+                slot,
+                id,
+                output: true,
+            };
+            let mut fed = Fed::default();
+            {
+                let Split {
+                    proto,
+                    sessions,
+                    mut cx,
+                    ..
+                } = self.split(Some(own));
+                feed(proto, &mut sessions[slot], slot, &[], &mut cx, &mut fed);
+            }
+            self.after_input(slot, fed)?;
+            if self.conns[slot].out.pending() {
+                self.agenda.mark_flush(&mut self.conns[slot], slot);
+            }
+        }
+        if !self.holds(slot, id) {
+            return Ok(());
+        }
+        let facts = self.facts(slot);
+        let action = self.conns[slot].life.resume(facts);
+        self.apply(slot, action)?;
+        if self.holds(slot, id) {
+            self.schedule(slot);
+        }
+        Ok(())
+    }
+
+    /// Acts on what the protocol made of some input: its verdict, a hold, backpressure.
+    fn after_input(&mut self, slot: usize, fed: Fed) -> io::Result<()> {
+        self.metrics().frames_received.add(fed.messages);
         let intent = fed.intent.or_else(|| {
             // The drain let this message finish: now it has.
             let conn = &self.conns[slot];
@@ -95,6 +139,7 @@ impl<P: Protocol> Core<P> {
                 let facts = self.facts(slot);
                 self.conns[slot].life.decide(intent, facts)
             }
+            None if fed.hold => self.conns[slot].life.hold(),
             // The peer does not read its replies: stop reading from it until they drain.
             None if self.conns[slot].out.queued_bytes() > self.settings.max_queued_bytes => {
                 self.conns[slot].life.pause()
@@ -141,6 +186,14 @@ fn feed<P: Protocol>(
     if fed.intent.is_some() || !conn.life.serving() {
         return;
     }
+    if fed.hold || conn.life.is_held() {
+        // Held: kept for the protocol's resume (what arrives before reading stops).
+        if conn.tail.capacity() == 0 {
+            conn.tail = cx.pool.take();
+        }
+        conn.tail.extend_from_slice(data);
+        return;
+    }
     // Out of the connection while the protocol reads it: the callback may write to any
     // connection, this one included.
     let mut tail = std::mem::take(&mut conn.tail);
@@ -157,20 +210,23 @@ fn feed<P: Protocol>(
     );
     if had_partial {
         tail.drain(..step.consumed);
-    } else if step.verdict == Verdict::Continue && step.consumed < data.len() {
+    } else if matches!(step.verdict, Verdict::Continue | Verdict::Hold)
+        && step.consumed < data.len()
+    {
         if tail.capacity() == 0 {
             tail = cx.pool.take();
         }
         tail.extend_from_slice(&data[step.consumed..]);
     }
     let mut intent = match step.verdict {
-        Verdict::Continue => None,
+        Verdict::Continue | Verdict::Hold => None,
         Verdict::PeerClose => Some(Intent::PeerClose),
         Verdict::Close if cx.draining => Some(Intent::Shutdown),
         Verdict::Close => Some(Intent::LocalClose),
         Verdict::Violation => Some(Intent::ProtocolError),
     };
-    if intent.is_none() && tail.len() > proto.message_max() {
+    fed.hold = step.verdict == Verdict::Hold;
+    if intent.is_none() && !fed.hold && tail.len() > proto.message_max() {
         intent = Some(Intent::ProtocolError); // the engine's own bound on one message
     }
     if intent.is_some() {

@@ -29,7 +29,7 @@ pub use limits::{
 pub use parser::{Parse, Parser, Phase};
 pub use request::{Body, Chunked, Headers, Pieces, Request, Version};
 pub use response::{
-    reason_phrase, write_error, write_plain_error, write_response, write_with_fields,
+    check_fields, reason_phrase, write_error, write_plain_error, write_response, write_with_fields,
     ConnectionHeader, FieldError, Response,
 };
 

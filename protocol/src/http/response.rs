@@ -18,6 +18,9 @@ pub enum ConnectionHeader {
     KeepAlive,
     /// `Connection: close`: the server closes after this response.
     Close,
+    /// `Connection: Upgrade`: a `101 Switching Protocols`, after which the connection speaks
+    /// another protocol.
+    Upgrade,
 }
 
 impl ConnectionHeader {
@@ -52,6 +55,7 @@ pub struct Response<'b> {
 /// The reason phrase of the status codes this crate sends; `Unknown` for others.
 pub const fn reason_phrase(status: u16) -> &'static str {
     match status {
+        101 => "Switching Protocols",
         200 => "OK",
         204 => "No Content",
         400 => "Bad Request",
@@ -148,6 +152,7 @@ fn write_head(out: &mut Vec<u8>, date: &HttpDate, response: &Response<'_>, conte
         ConnectionHeader::Omit => b"\r\n",
         ConnectionHeader::KeepAlive => b"\r\nConnection: keep-alive\r\n",
         ConnectionHeader::Close => b"\r\nConnection: close\r\n",
+        ConnectionHeader::Upgrade => b"\r\nConnection: Upgrade\r\n",
     });
     if let Some(allow) = response.allow {
         out.extend_from_slice(b"Allow: ");
@@ -183,9 +188,9 @@ impl std::fmt::Display for FieldError {
 impl std::error::Error for FieldError {}
 
 /// Appends a response with the caller's header fields: `HTTP/1.1 <status> <reason>`, each
-/// `(name, value)` of `fields` in order, Content-Length, Date, the Connection header, the blank
-/// line and `body` (none if `head_only`). A field that is malformed or reserved is refused and
-/// nothing is written.
+/// `(name, value)` of `fields` in order, Content-Length (not for 1xx, 204 and 304), Date, the
+/// Connection header, the blank line and `body` (none if `head_only`). A field that is
+/// malformed or reserved is refused and nothing is written.
 pub fn write_with_fields(
     out: &mut Vec<u8>,
     date: &HttpDate,
@@ -195,14 +200,7 @@ pub fn write_with_fields(
     connection: ConnectionHeader,
     head_only: bool,
 ) -> Result<(), FieldError> {
-    for (index, (name, value)) in fields.iter().enumerate() {
-        if !is_token(name) || !is_field_value(value) {
-            return Err(FieldError::Malformed { index });
-        }
-        if FIELDS_RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
-            return Err(FieldError::Reserved { index });
-        }
-    }
+    check_fields(fields)?;
     assert!((100..=999).contains(&status), "status {status}");
     let mut digits = itoa::Buffer::new();
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -216,17 +214,37 @@ pub fn write_with_fields(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"Content-Length: ");
-    out.extend_from_slice(digits.format(body.len()).as_bytes());
-    out.extend_from_slice(b"\r\nDate: ");
+    // RFC 9110 §8.6: no Content-Length in a 1xx or 204 (nor in a 304, whose would be the
+    // resource's).
+    if !(status < 200 || status == 204 || status == 304) {
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(digits.format(body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"Date: ");
     out.extend_from_slice(date.as_bytes());
     out.extend_from_slice(match connection {
         ConnectionHeader::Omit => b"\r\n\r\n".as_slice(),
         ConnectionHeader::KeepAlive => b"\r\nConnection: keep-alive\r\n\r\n",
         ConnectionHeader::Close => b"\r\nConnection: close\r\n\r\n",
+        ConnectionHeader::Upgrade => b"\r\nConnection: Upgrade\r\n\r\n",
     });
     if !head_only {
         out.extend_from_slice(body);
+    }
+    Ok(())
+}
+
+/// Whether [`write_with_fields`] takes these fields: names are tokens, values have no CR, LF or
+/// control byte, and none is one the writer sets itself.
+pub fn check_fields(fields: &[(&str, &str)]) -> Result<(), FieldError> {
+    for (index, (name, value)) in fields.iter().enumerate() {
+        if !is_token(name) || !is_field_value(value) {
+            return Err(FieldError::Malformed { index });
+        }
+        if FIELDS_RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+            return Err(FieldError::Reserved { index });
+        }
     }
     Ok(())
 }
@@ -316,6 +334,23 @@ mod tests {
             assert_eq!(result, Err(error), "{field:?}");
             assert!(out.is_empty(), "nothing written for {field:?}");
         }
+        let mut out = Vec::new();
+        let upgrade = [("Upgrade", "websocket")];
+        write_with_fields(
+            &mut out,
+            &date(),
+            101,
+            &upgrade,
+            b"",
+            ConnectionHeader::Upgrade,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n{d}\r\nConnection: Upgrade\r\n\r\n"),
+            "no Content-Length in a 1xx"
+        );
     }
 
     #[test]

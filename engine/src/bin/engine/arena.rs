@@ -2,7 +2,7 @@
 //! `protocol::http::arena`) as one service on the engine's HTTP handler API. It writes each
 //! response itself, in one copy into the output ([`Exchange::write`]).
 
-use engine::http::{Answer, Exchange, Handler};
+use engine::http::{Answer, Exchange, Handler, NoUpgrade};
 use protocol::http::{self, Request};
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -10,6 +10,7 @@ pub struct Arena;
 
 impl Handler for Arena {
     type CoreState = ();
+    type Upgraded = NoUpgrade;
     type Message = ();
 
     fn core_state(&self, _core: u16) {}

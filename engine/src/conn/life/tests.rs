@@ -254,3 +254,61 @@ fn no_output_after_the_fin() {
     assert_eq!(life.linger(1_000), Action::ArmRecv);
     assert!(!life.accepts_output());
 }
+
+#[test]
+fn held_input_stops_reading_until_the_protocol_resumes() {
+    let mut life = Life::new();
+    assert_eq!(life.hold(), Action::CancelRecv);
+    assert!(life.serving() && life.is_held());
+    assert_eq!(life.recv_final(-libc::ECANCELED, IDLE), Action::None);
+    assert_eq!(
+        life.send_done(IDLE),
+        Action::None,
+        "drained replies do not re-arm it"
+    );
+    assert_eq!(life.unstarve(), Action::None);
+    life.unhold(); // then the core offers the held input again, then `resume`
+    assert_eq!(life.resume(IDLE), Action::ArmRecv);
+    assert_eq!(
+        life.recv_final(0, IDLE),
+        Action::Classified { abandon: false }
+    );
+}
+
+#[test]
+fn a_fin_while_held_is_classified_after_the_held_input_is_read() {
+    for (partial_bytes, cause) in [(0, Cause::PeerFin), (5, Cause::PeerFinMidFrame)] {
+        let mut life = Life::new();
+        let _ = life.hold();
+        // The held input is whole requests: not a FIN mid-message yet.
+        let held = with(|f| f.partial_bytes = 40);
+        assert_eq!(life.recv_final(0, held), Action::None);
+        assert!(!life.is_classified());
+        life.unhold();
+        // Resumed: what is left unread after the protocol read the held input decides.
+        let left = with(|f| f.partial_bytes = partial_bytes);
+        assert_eq!(life.resume(left), Action::Classified { abandon: false });
+        assert!(matches!(life.finish(IDLE), Finish::Close(c) if c.cause == cause));
+    }
+    let mut reset = Life::new();
+    let _ = reset.hold();
+    assert_eq!(reset.recv_final(-libc::ECONNRESET, IDLE), Action::None);
+    reset.unhold();
+    let _ = reset.resume(IDLE);
+    assert!(matches!(reset.finish(IDLE), Finish::Close(c) if c.cause == Cause::PeerReset));
+}
+
+#[test]
+fn a_fin_while_held_with_a_send_in_flight_waits_for_the_send() {
+    let mut life = Life::new();
+    let _ = life.hold();
+    let _ = life.recv_final(0, IDLE);
+    life.unhold();
+    let sending = with(|f| f.send_in_flight = true);
+    assert_eq!(life.resume(sending), Action::None);
+    assert_eq!(
+        life.send_failed(libc::ECONNRESET, IDLE),
+        Action::Classified { abandon: false }
+    );
+    assert!(matches!(life.finish(IDLE), Finish::Close(c) if c.cause == Cause::PeerReset));
+}
