@@ -367,16 +367,13 @@ impl<P: Protocol + ?Sized> Context<'_, P> {
     ///
     /// [`Step::hold`]: crate::Step::hold
     pub fn resume(&mut self, conn: ConnId) -> Result<(), WriteError> {
-        if conn.core != self.core {
-            return Err(WriteError::OtherCore { core: conn.core });
-        }
-        let slot = conn.slot as usize;
-        match self.conns.get(slot) {
-            Some(c) if c.id == conn.id => {
-                self.agenda.request(slot, c.id, Request::Resume);
+        match self.find(conn, |_| true) {
+            Ok(slot) => {
+                self.agenda.request(slot, conn.id, Request::Resume);
                 Ok(())
             }
-            _ => Err(WriteError::Closed),
+            Err(Some(core)) => Err(WriteError::OtherCore { core }),
+            Err(None) => Err(WriteError::Closed),
         }
     }
 
@@ -435,25 +432,32 @@ impl<P: Protocol + ?Sized> Context<'_, P> {
 
     /// The slot of `to` if it is a live connection of this core that takes output.
     fn writable(&self, to: ConnId) -> Result<usize, WriteError> {
-        if to.core != self.core {
-            return Err(WriteError::OtherCore { core: to.core });
-        }
-        let slot = to.slot as usize;
-        match self.conns.get(slot) {
-            Some(conn) if conn.id == to.id && conn.accepts_output() => Ok(slot),
-            _ => Err(WriteError::Closed),
-        }
+        self.find(to, Conn::accepts_output)
+            .map_err(|other| match other {
+                Some(core) => WriteError::OtherCore { core },
+                None => WriteError::Closed,
+            })
     }
 
     /// The slot of `conn` if it is a live connection of this core whose timers still fire.
     fn timed(&self, conn: ConnId) -> Result<usize, TimerError> {
+        self.find(conn, Conn::timers_fire)
+            .map_err(|other| match other {
+                Some(core) => TimerError::OtherCore { core },
+                None => TimerError::Closed,
+            })
+    }
+
+    /// The slot of `conn` if it is still open on this core and `usable`; else the core it
+    /// belongs to if another (`Err(Some)`), or that it is gone or unusable (`Err(None)`).
+    fn find(&self, conn: ConnId, usable: impl Fn(&Conn) -> bool) -> Result<usize, Option<u16>> {
         if conn.core != self.core {
-            return Err(TimerError::OtherCore { core: conn.core });
+            return Err(Some(conn.core));
         }
         let slot = conn.slot as usize;
         match self.conns.get(slot) {
-            Some(c) if c.id == conn.id && c.timers_fire() => Ok(slot),
-            _ => Err(TimerError::Closed),
+            Some(c) if c.id == conn.id && usable(c) => Ok(slot),
+            _ => Err(None),
         }
     }
 

@@ -273,19 +273,35 @@ impl Engine {
     /// Polls the close log until the record of the connection that said HELLO `tag` appears.
     #[track_caller]
     pub fn wait_record_for_tag(&self, tag: u64, timeout: Duration) -> Value {
-        let mut found = wait_for(timeout, &format!("the close record of tag {tag}"), || {
-            let records = self.records();
-            let found: Vec<Value> = records
-                .iter()
-                .filter(|record| record["tag"] == tag)
-                .cloned()
-                .collect();
-            if found.is_empty() {
-                Err(format!("have {records:?}"))
-            } else {
-                Ok(found)
-            }
-        });
+        self.wait_record_where("tag", tag, timeout)
+    }
+
+    /// Polls the close log until the one record whose `key` is `value` appears.
+    #[track_caller]
+    pub fn wait_record_where(
+        &self,
+        key: &str,
+        value: impl Into<Value>,
+        timeout: Duration,
+    ) -> Value {
+        let value = value.into();
+        let mut found = wait_for(
+            timeout,
+            &format!("the close record with {key} {value}"),
+            || {
+                let records = self.records();
+                let found: Vec<Value> = records
+                    .iter()
+                    .filter(|record| record[key] == value)
+                    .cloned()
+                    .collect();
+                if found.is_empty() {
+                    Err(format!("have {records:?}"))
+                } else {
+                    Ok(found)
+                }
+            },
+        );
         assert_eq!(found.len(), 1, "one record per connection: {found:?}");
         found.pop().expect("one record")
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use socket2::{Domain, SockRef, Socket, Type};
-use tests::{assert_fields, example_binary, wait_for, Engine, WAIT};
+use tests::{assert_fields, example_binary, Engine, WAIT};
 
 /// A chat client: writes lines, reads lines, each read bounded by [`WAIT`].
 struct Member {
@@ -123,21 +123,7 @@ fn join_room(engine: &Engine, room: &str, nicks: &[&str]) -> Vec<Member> {
 /// The close record of the connection from `peer`, once it is written (exactly one).
 #[track_caller]
 fn record_of(engine: &Engine, peer: &str) -> Value {
-    let mut found = wait_for(WAIT, &format!("the close record of {peer}"), || {
-        let records = engine.records();
-        let found: Vec<Value> = records
-            .iter()
-            .filter(|record| record["peer"] == peer)
-            .cloned()
-            .collect();
-        if found.is_empty() {
-            Err(format!("have {records:?}"))
-        } else {
-            Ok(found)
-        }
-    });
-    assert_eq!(found.len(), 1, "one record per connection: {found:?}");
-    found.pop().expect("one record")
+    engine.wait_record_where("peer", peer, WAIT)
 }
 
 #[test]
