@@ -96,7 +96,10 @@ impl<P: Protocol> Core<P> {
         let Some(drain) = self.drain else {
             return Ok(false);
         };
-        if self.conns.is_empty() {
+        // The cancelled accept holds the listening socket until its final completion is reaped:
+        // exiting before would leave the port bound (and accepting) after the process is gone,
+        // until the kernel tears the ring down.
+        if self.conns.is_empty() && !self.accept_armed {
             self.send_records();
             self.ring.submit()?;
             return Ok(true);
@@ -107,6 +110,7 @@ impl<P: Protocol> Core<P> {
         tracing::warn!(
             core = self.core,
             open = self.conns.len(),
+            accept_armed = self.accept_armed,
             "exiting with operations in flight"
         );
         self.close_all_now(Cause::Shutdown);
