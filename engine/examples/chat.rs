@@ -47,7 +47,10 @@
 //! `Context::broadcast`: the same copies, but the cores whose queue was full are known, so a
 //! `LEFT` is retried for just those. The engine keeps the messages from one core to another in
 //! order, and a sender's events all leave from its core, so every member gets one sender's
-//! events in the order sent. A joiner is added to its core's room before its `JOINED` is sent,
+//! events in the order sent. Events reach the other cores a few microseconds later: a client
+//! that joins on another core within that time may still get the event of a member who joined
+//! just before it (it learns of a member either way). A joiner is added to its core's room
+//! before its `JOINED` is sent,
 //! so it gets its own `JOINED`; a leaver is removed before its `LEFT` is sent, so it does not.
 //!
 //!     cargo run --release -p engine --example chat -- --listen 127.0.0.1:7200
