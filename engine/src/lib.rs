@@ -89,7 +89,7 @@ pub use config::{
 pub use mesh::{Wake, MESSAGES_PER_PASS_MAX, MESSAGES_QUEUED_MAX};
 pub use protocol_api::{
     BroadcastError, ConnId, Context, MessagePhase, Output, Protocol, SendError, Step, TimerError,
-    Verdict, WriteError, CONN_TIMERS, CORE_TIMERS, MESSAGE_MAX_DEFAULT, REPLY_MAX,
+    Verdict, WriteError, CONN_TIMERS, CORE_TIMERS, MESSAGE_MAX_DEFAULT, REPLY_MAX, TIMER_AFTER_MAX,
 };
 pub use record::CloseRecord;
 pub use server::{serve, RunError, Server, ShutdownHandle, StartError};

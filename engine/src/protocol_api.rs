@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 
 pub use crate::context::{
     BroadcastError, ConnId, Context, SendError, TimerError, WriteError, CONN_TIMERS, CORE_TIMERS,
+    TIMER_AFTER_MAX,
 };
 use crate::record::CloseRecord;
 
