@@ -28,6 +28,9 @@ use crate::protocol_api::{Context, MessagePhase, Protocol, Step};
 use crate::record::CloseRecord;
 
 use date::DateClock;
+
+/// The interim response to `Expect: 100-continue`.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 pub use handler::{Answer, Exchange, Handler, Later, LaterError};
 pub use upgrade::{NoUpgrade, Upgraded};
 
@@ -128,6 +131,8 @@ struct Requests {
     parser: Parser,
     count: u64,
     tag: Option<u64>,
+    /// A `100 Continue` went out for the request whose body is awaited.
+    continued: bool,
 }
 
 impl<H: Handler> Protocol for Http<H> {
@@ -148,6 +153,7 @@ impl<H: Handler> Protocol for Http<H> {
                 parser: self.fresh,
                 count: 0,
                 tag: None,
+                continued: false,
             }),
         }
     }
@@ -237,6 +243,7 @@ impl<H: Handler> Http<H> {
                 Parse::Complete { mut request, len } => {
                     used += len;
                     requests += 1;
+                    session.continued = false;
                     if session.count == 0 {
                         session.tag = request.tag; // x-client-tag of the first request
                     }
@@ -260,7 +267,15 @@ impl<H: Handler> Http<H> {
                     };
                     return (step, None);
                 }
-                Parse::Partial(_) => return (Step::more(used, requests), None),
+                Parse::Partial(_) => {
+                    if session.parser.expects_continue() && !session.continued {
+                        // The client waits for this before it sends the body (an interim
+                        // response: it counts as a message out).
+                        session.continued = true;
+                        cx.output().push(CONTINUE);
+                    }
+                    return (Step::more(used, requests), None);
+                }
                 Parse::Invalid(error) => {
                     cx.output()
                         .push_with(|buf| http::write_error(buf, &date, error));

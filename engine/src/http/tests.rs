@@ -165,3 +165,43 @@ fn a_body_in_progress_is_phase_body() {
     assert_eq!(step, Step::more(0, 0));
     assert_eq!(proto.partial_phase(&session, input), MessagePhase::Body);
 }
+
+#[test]
+fn a_client_that_expects_100_continue_gets_it_once_before_its_body() {
+    let proto = http();
+    let mut session = open(&proto);
+    let head =
+        b"POST /body HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    let (step, text) = run(&proto, &mut session, head, false);
+    assert_eq!(step, Step::more(0, 0));
+    assert_eq!(text, "HTTP/1.1 100 Continue\r\n\r\n");
+    let (_, again) = run(&proto, &mut session, &[&head[..], b"4"].concat(), false);
+    assert_eq!(again, "", "once per request");
+    let (step, text) = run(&proto, &mut session, &[&head[..], b"42"].concat(), false);
+    assert_eq!(step.messages, 1);
+    assert!(
+        text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("42"),
+        "{text}"
+    );
+    // With the body already there, no interim response.
+    let mut whole = open(&proto);
+    let (_, text) = run(&proto, &mut whole, &[&head[..], b"42"].concat(), false);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+}
+
+#[test]
+fn host_values_and_absolute_targets() {
+    let proto = http();
+    for bad in ["x, y", "a b", "x/y"] {
+        let mut session = open(&proto);
+        let request = format!("GET /ok HTTP/1.1\r\nHost: {bad}\r\n\r\n");
+        let (step, text) = run(&proto, &mut session, request.as_bytes(), false);
+        assert_eq!(step.verdict, Verdict::Violation, "{bad}: {text}");
+        assert!(text.starts_with("HTTP/1.1 400 "), "{bad}: {text}");
+    }
+    let mut session = open(&proto);
+    let absolute = b"GET http://example.com:7000/ok?q HTTP/1.1\r\nHost: example.com:7000\r\n\r\n";
+    let (step, text) = run(&proto, &mut session, absolute, false);
+    assert_eq!(step.verdict, Verdict::Continue, "{text}");
+    assert!(text.ends_with("\r\n\r\nq -"), "served as /ok: {text}");
+}

@@ -14,6 +14,8 @@ pub enum Error {
     MissingHost,
     /// 400: more than one Host field.
     MultipleHost,
+    /// 400: a Host value that is not `host [":" port]` (RFC 9112 §3.2, RFC 3986 §3.2.2).
+    BadHost,
     /// 400: both Content-Length and Transfer-Encoding.
     LengthAndTransferEncoding,
     /// 400: a Content-Length element is not a decimal number.
@@ -54,6 +56,7 @@ impl Error {
             | Error::BadHeader
             | Error::MissingHost
             | Error::MultipleHost
+            | Error::BadHost
             | Error::LengthAndTransferEncoding
             | Error::BadContentLength
             | Error::ConflictingContentLength
@@ -78,6 +81,7 @@ impl Error {
             Error::BadHeader => "malformed header field",
             Error::MissingHost => "missing Host header",
             Error::MultipleHost => "more than one Host header",
+            Error::BadHost => "invalid Host header",
             Error::LengthAndTransferEncoding => "both Content-Length and Transfer-Encoding",
             Error::BadContentLength => "invalid Content-Length",
             Error::ConflictingContentLength => "conflicting Content-Length values",

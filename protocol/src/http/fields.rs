@@ -39,6 +39,41 @@ fn decimal(bytes: &[u8]) -> Result<Option<u64>, ()> {
 }
 
 /// The client tag of an `x-client-tag` value: a decimal u64, or nothing if malformed.
+/// Whether a Host value is `uri-host [":" port]` (RFC 9112 §3.2, RFC 3986 §3.2.2): empty, a
+/// reg-name (unreserved, `%`-encoded and sub-delim characters; an IPv4 address is one), or an
+/// IP literal in brackets, then an optional decimal port. A comma, though a sub-delim, is
+/// refused: `Host: a,b` reads as two hosts to some intermediaries.
+pub(super) fn is_host(value: &[u8]) -> bool {
+    let value = trim_ows(value);
+    let (host, port) = match value.first() {
+        Some(b'[') => match value.iter().position(|&byte| byte == b']') {
+            Some(end) => (&value[..=end], &value[end + 1..]),
+            None => return false,
+        },
+        _ => match value.iter().position(|&byte| byte == b':') {
+            Some(at) => (&value[..at], &value[at..]),
+            None => (value, &value[value.len()..]),
+        },
+    };
+    let port_ok = match port {
+        [] => true,
+        [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    let host_ok = match host {
+        [b'[', literal @ .., b']'] => {
+            !literal.is_empty()
+                && literal
+                    .iter()
+                    .all(|&byte| byte.is_ascii_hexdigit() || byte == b':' || byte == b'.')
+        }
+        name => name
+            .iter()
+            .all(|&byte| byte.is_ascii_alphanumeric() || b"-._~%!$&'()*+;=".contains(&byte)),
+    };
+    port_ok && host_ok
+}
+
 pub(super) fn client_tag(value: &[u8]) -> Option<u64> {
     let digits = trim_ows(value);
     if digits.len() > U64_DIGITS_MAX {
@@ -154,6 +189,29 @@ impl ConnectionOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_values() {
+        let good: [&[u8]; 8] = [
+            b"",
+            b"a",
+            b"example.com",
+            b"example.com:8080",
+            b"127.0.0.1:80",
+            b"[::1]:7000",
+            b"[fe80::1]",
+            b"xn--bcher-kva.example",
+        ];
+        for value in good {
+            assert!(is_host(value), "{:?}", String::from_utf8_lossy(value));
+        }
+        let bad: [&[u8]; 9] = [
+            b"x, y", b"a b", b"x/y", b"x,y", b"a:b", b"a:80:90", b"[::1", b"[]", b"a@b",
+        ];
+        for value in bad {
+            assert!(!is_host(value), "{:?}", String::from_utf8_lossy(value));
+        }
+    }
 
     /// What the Content-Length fields add up to.
     type Length = Option<Result<u64, Error>>;

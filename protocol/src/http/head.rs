@@ -30,6 +30,9 @@ pub(super) struct Head<'a> {
     pub keep_alive: bool,
     pub tag: Option<u64>,
     pub framing: Framing,
+    /// An HTTP/1.1 request that sent `Expect: 100-continue`: it waits for a `100 Continue`
+    /// before it sends its body.
+    pub expects_continue: bool,
     /// The header fields as received (validated by `httparse`), one per line.
     pub fields: &'a [u8],
 }
@@ -160,10 +163,19 @@ fn interpret<'a>(
     let mut codings = TransferCodings::default();
     let mut options = ConnectionOptions::default();
     let mut tag = None;
+    let mut expects_continue = false;
     for field in request.headers.iter() {
         let name = field.name.as_bytes();
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
+            if !fields::is_host(field.value) {
+                return Err(Error::BadHost);
+            }
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            expects_continue |= field
+                .value
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case(b"content-length") {
             length.add(field.value);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
@@ -180,10 +192,14 @@ fn interpret<'a>(
         _ => {}
     }
     let framing = framing(version, length, codings, caps)?;
+    // RFC 9112 §3.2.2: a server must accept the absolute form; its path is what is served.
+    let target = origin_form(target);
     let (path, query) = match target.split_once('?') {
         Some((path, query)) => (path, Some(query)),
         None => (target, None),
     };
+    // An empty path (`http://host`, `http://host?q`) is `/` (RFC 9112 §3.2.1).
+    let path = if path.is_empty() { "/" } else { path };
     Ok(Head {
         method,
         path,
@@ -192,8 +208,25 @@ fn interpret<'a>(
         keep_alive: options.keep_alive(version == Version::Http11),
         tag,
         framing,
+        // RFC 9110 §10.1.1: an HTTP/1.0 client's expectation is ignored.
+        expects_continue: expects_continue && version == Version::Http11,
         fields: fields_of(head),
     })
+}
+
+/// The origin form of a request target: an absolute-form target (`http://host:port/path?q`)
+/// without its scheme and authority (`/path?q`; empty for `http://host`); any other form as
+/// it is.
+fn origin_form(target: &str) -> &str {
+    let Some(colon) = target.find("://") else {
+        return target;
+    };
+    let scheme = &target[..colon];
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return target;
+    }
+    let rest = &target[colon + 3..];
+    rest.find(['/', '?']).map_or("", |at| &rest[at..])
 }
 
 /// The header lines of a valid head: after the request line (and any empty lines before it),
@@ -314,7 +347,13 @@ mod tests {
             ("/x?a?b", "/x", Some("a?b")),
             ("*", "*", None),
         ];
-        for (target, path, query) in cases {
+        let absolute: &[(&str, &str, Option<&str>)] = &[
+            ("http://x/pipeline", "/pipeline", None),
+            ("HTTP://x:80/baseline11?a=1", "/baseline11", Some("a=1")),
+            ("https://x", "/", None),
+            ("http://x?a", "/", Some("a")),
+        ];
+        for (target, path, query) in cases.iter().chain(absolute) {
             let head = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
             let parsed = parse(head.as_bytes(), &caps).expect(target);
             assert_eq!((parsed.path, parsed.query), (*path, *query), "{target}");

@@ -63,6 +63,8 @@ struct Whole<'a> {
 pub struct Parser {
     caps: Caps,
     state: State,
+    /// The request whose body is awaited sent `Expect: 100-continue`.
+    expects_continue: bool,
 }
 
 const _: () = assert!(std::mem::size_of::<Parser>() <= 48);
@@ -73,12 +75,20 @@ impl Parser {
         Parser {
             caps: Caps::new(&limits),
             state: State::Head(HeadScan::new()),
+            expects_continue: false,
         }
     }
 
     /// Forgets the pending request, as at the start of a connection.
     pub fn reset(&mut self) {
         self.state = State::Head(HeadScan::new());
+        self.expects_continue = false;
+    }
+
+    /// The pending request's body is awaited and its client sent `Expect: 100-continue`
+    /// (HTTP/1.1): it waits for a `100 Continue` before it sends the body.
+    pub fn expects_continue(&self) -> bool {
+        self.expects_continue && self.phase() == Phase::Body
     }
 
     /// The pending request's phase: [`Phase::Head`] also when nothing is pending.
@@ -163,6 +173,7 @@ impl Parser {
     /// body or its body is there too, else the body state to resume from.
     fn start_body<'a>(&mut self, head: Head<'a>, head_len: usize, input: &'a [u8]) -> Parse<'a> {
         let stored_len = head_len as u32; // <= head_max < 2^32
+        self.expects_continue = head.expects_continue;
         self.state = match head.framing {
             Framing::None => {
                 return Parse::Complete {
@@ -275,6 +286,21 @@ mod tests {
         // the end to rebuild the request.
         let bound = request.len() as u64 + 4 * head_len;
         assert!(examined <= bound, "examined {examined} > {bound}");
+    }
+
+    #[test]
+    fn a_client_that_expects_100_continue_is_known_until_its_body_is_complete() {
+        let mut parser = Parser::new(Limits::default());
+        let head =
+            b"POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\n";
+        assert!(matches!(parser.parse(head), Parse::Partial(Phase::Body)));
+        assert!(parser.expects_continue());
+        let whole = [&head[..], b"42"].concat();
+        assert!(matches!(parser.parse(&whole), Parse::Complete { .. }));
+        assert!(!parser.expects_continue(), "answered: reset");
+        let old = b"POST /x HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+        assert!(matches!(parser.parse(old), Parse::Partial(Phase::Body)));
+        assert!(!parser.expects_continue(), "ignored in HTTP/1.0");
     }
 
     #[test]
