@@ -113,6 +113,14 @@ impl Server {
         let cores = config
             .cores
             .map_or(cpus.len().clamp(1, CORES_MAX.into()), usize::from);
+        if cores > cpus.len() {
+            tracing::warn!(
+                cores,
+                cpus = cpus.len(),
+                "more cores than CPUs this process may use: no core thread is pinned, and the \
+                 cores share the CPUs (and the file limit: fewer connections per core)"
+            );
+        }
         let max_connections = connection_limit(config.max_connections, cores);
         let settings = Arc::new(Settings::new(&config, max_connections));
         let listeners = bind_listeners(&config, cores)?;

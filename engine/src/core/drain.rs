@@ -48,7 +48,8 @@ impl<P: Protocol> Core<P> {
         self.listener = None;
         self.accept_retry_us = None;
         let slots = self.open_slots();
-        tracing::info!(core = self.core, open = slots.len(), "draining");
+        // One line per core is for debugging: the server says once, at INFO, that it drains.
+        tracing::debug!(core = self.core, open = slots.len(), "draining");
         for slot in slots {
             if !self.conns.contains(slot) {
                 continue; // closed by the close of another (its `on_close`)
