@@ -74,7 +74,7 @@ pub enum LogFormat {
 /// aborted, error), counted, logged as a tracing event (target engine::close) and, with
 /// --close-log, written as one JSON line. SIGINT/SIGTERM drains: stop accepting, let started
 /// messages finish and replies flush, close every connection as `shutdown`, exit 0. Durations
-/// take units: 500ms, 30s, 2m.
+/// take units: 500ms, 30s, 2m. Sizes take binary units: 4096, 64KiB, 1MiB.
 #[derive(Debug, Parser)]
 #[command(name = "engine", version, verbatim_doc_comment)]
 pub struct Args {
@@ -152,8 +152,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = RingFd::Plain)]
     pub ring_fd: RingFd,
     /// Bytes per provided receive buffer.
-    #[arg(long, default_value_t = BUFFER_SIZE_DEFAULT,
-          value_parser = clap::value_parser!(u32).range(i64::from(BUFFER_SIZE_MIN)..=i64::from(BUFFER_SIZE_MAX)))]
+    #[arg(long, default_value_t = BUFFER_SIZE_DEFAULT, value_parser = parse_buffer_size)]
     pub buffer_size: u32,
     /// Open connections per core; further ones are accepted, closed at once, and counted
     /// [default: what RLIMIT_NOFILE allows, at most 65536].
@@ -263,22 +262,47 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 }
 
 fn parse_max_frame(text: &str) -> Result<usize, String> {
-    let value: usize = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a byte count"))?;
+    let value = parse_bytes(text)?;
     engine::frame::FrameProtocol::new(value)
         .map(|proto| proto.max_frame())
         .map_err(|error| error.to_string())
 }
 
 fn parse_http_bytes(text: &str) -> Result<usize, String> {
-    let value: usize = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a byte count"))?;
+    let value = parse_bytes(text)?;
     if !(1..=http::BYTES_MAX_CAP).contains(&value) {
         return Err(format!("must be between 1 and {}", http::BYTES_MAX_CAP));
     }
     Ok(value)
+}
+
+/// A byte count: a number with an optional binary unit, `B`, `K`/`KiB`/`KB` (1024), `M`/`MiB`/
+/// `MB` or `G`/`GiB`/`GB` (`64KiB`, `1MiB`, `1048576`).
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("`{text}`: the unit is one of B, KiB, MiB, GiB")),
+    };
+    let count: usize = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a byte count (like 4096, 64KiB, 1MiB)"))?;
+    count
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+fn parse_buffer_size(text: &str) -> Result<u32, String> {
+    let value = parse_bytes(text)?;
+    let range = BUFFER_SIZE_MIN as usize..=BUFFER_SIZE_MAX as usize;
+    if !range.contains(&value) {
+        return Err(format!("must be between {BUFFER_SIZE_MIN} and {BUFFER_SIZE_MAX}"));
+    }
+    Ok(value as u32)
 }
 
 fn parse_max_headers(text: &str) -> Result<usize, String> {
@@ -343,9 +367,7 @@ fn parse_ring_entries(text: &str) -> Result<u32, String> {
 }
 
 fn parse_queued_bytes(text: &str) -> Result<usize, String> {
-    let value: usize = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a byte count"))?;
+    let value = parse_bytes(text)?;
     if value < QUEUED_BYTES_MIN {
         return Err(format!("must be at least {QUEUED_BYTES_MIN}"));
     }
@@ -355,6 +377,25 @@ fn parse_queued_bytes(text: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_take_binary_units() {
+        let cases = [
+            ("4096", Ok(4096)),
+            ("64KiB", Ok(65536)),
+            ("64k", Ok(65536)),
+            ("1MiB", Ok(1 << 20)),
+            ("2 MB", Ok(2 << 20)),
+            ("1GiB", Ok(1 << 30)),
+            ("12B", Ok(12)),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_bytes(text), expected, "{text}");
+        }
+        for bad in ["", "MiB", "1.5MiB", "1TiB", "-1", "99999999999999999999GiB"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
 
     fn parse(extra: &[&str]) -> Result<Args, clap::Error> {
         Args::try_parse_from(std::iter::once("engine").chain(extra.iter().copied()))
