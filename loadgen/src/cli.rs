@@ -21,7 +21,7 @@ use crate::wire::{HttpWorkload, WireProtocol};
 ///
 /// Without a subcommand it runs traffic against --target, in one of four shapes:
 ///   closed loop (default)  --connections C each keep --pipeline D requests in flight for
-///                          --duration
+///                          --duration (default 10s, as for open loop and hold)
 ///   open loop              --rate R requests/s over all connections; latency from each
 ///                          request's intended send time (coordinated omission corrected)
 ///   churn                  --total N connections, opened at --connect-rate, each doing
@@ -40,8 +40,8 @@ use crate::wire::{HttpWorkload, WireProtocol};
 ///   1    a mismatch, lost or corrupt reply, unexpected close or failed connect
 ///   2    bad flags or a setup error (fd limit, io_uring, CPU, --verify-log file missing, ...)
 ///   3    everything checked out, but the run fell more than 10% short of its asked rate
-///   130  interrupted (Ctrl-C): the report covers what ran until then; a second Ctrl-C ends
-///        the loadgen at once
+///   130  interrupted (Ctrl-C or SIGTERM): the report covers what ran until then; a second
+///        Ctrl-C or SIGTERM ends the loadgen at once
 /// Durations take units: 500ms, 10s, 2m.
 #[derive(Debug, Parser)]
 #[command(
@@ -111,7 +111,9 @@ pub struct RunArgs {
     /// each [default: 64].
     #[arg(long, value_parser = parse_payloads)]
     pub payload: Option<PayloadSizes>,
-    /// How long to run (closed/open loop, hold); churn: stop opening connections after it.
+    /// How long to run (closed/open loop, hold); churn: stop opening connections after it
+    /// [default: 10s; churn: none, it ends once its --total connections have]. No run lasts
+    /// for ever.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Worker threads, one io_uring each.
@@ -196,7 +198,8 @@ impl Shape {
     }
 }
 
-/// Closed loop, open loop and hold run this long without --duration.
+/// Closed loop, open loop and hold run this long without --duration (churn ends with its
+/// --total connections), so no run lasts for ever; --help states it.
 pub const DURATION_DEFAULT: Duration = Duration::from_secs(10);
 
 impl RunArgs {
@@ -414,9 +417,40 @@ mod tests {
                 humantime::format_duration(CONNECT_TIMEOUT)
             ),
             format!("  {EXIT_RATE_NOT_REACHED}    everything checked out"),
-            format!("  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)"),
+            format!("  {EXIT_INTERRUPTED}  interrupted (Ctrl-C or SIGTERM)"),
         ] {
             assert!(help.contains(&needle), "--help lacks {needle:?}:\n{help}");
+        }
+    }
+
+    /// Defect: --help showed no default for --duration, so a run without it looked endless.
+    /// Every shape is bounded without it: the default duration, or churn's --total; --help
+    /// states the default.
+    #[test]
+    fn no_run_lasts_for_ever_and_help_says_the_default_duration() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        let default = humantime::format_duration(DURATION_DEFAULT).to_string();
+        for needle in [
+            format!("[default: {default}; churn: none, it ends once its --total"),
+            format!("--duration (default {default}, as for open loop and hold)"),
+        ] {
+            assert!(help.contains(&needle), "--help lacks {needle:?}:\n{help}");
+        }
+        for shape in [
+            &[][..],
+            &["--rate", "10"],
+            &["--hold", "2"],
+            &["--total", "3"],
+        ] {
+            let cli = parse(&[&["--target", "127.0.0.1:1"][..], shape].concat()).unwrap();
+            match cli.run.shape() {
+                Shape::Churn { total } => {
+                    assert_eq!(cli.run.run_for(), None);
+                    assert_eq!(total, 3, "churn is bounded by --total");
+                }
+                other => assert_eq!(cli.run.run_for(), Some(DURATION_DEFAULT), "{other:?}"),
+            }
         }
     }
 

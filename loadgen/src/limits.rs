@@ -69,7 +69,7 @@ pub const CONNECTIONS_DEFAULT: u64 = 1;
 /// A run that reaches less than its asked rate (request rate in open loop, connect rate in
 /// churn) by more than this share, in percent, does not pass.
 pub const RATE_TOLERANCE_PERCENT: u32 = 10;
-/// After Ctrl-C, how long connections may take to end before they are abandoned.
+/// After Ctrl-C or SIGTERM, how long connections may take to end before they are abandoned.
 pub const INTERRUPT_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 const _: () = assert!(RECV_BUFFERS.is_power_of_two());

@@ -1,14 +1,46 @@
 //! Turns the run flags into per-worker plans: which connections (tag, close mode, requests,
-//! source address) each worker opens, and its share of the concurrency and rates.
+//! source address) each worker opens, and its share of the concurrency and rates. The plan types
+//! live here; `worker/` reads them and this module knows nothing of the worker.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cli::{RunArgs, Shape};
 use crate::limits::{TAG_INDEX_BITS, TAG_NONCE_BITS};
 use crate::mix::{CloseMix, CloseMode};
-use crate::worker::{ConnSpec, WorkerPlan};
+use crate::wire::Wire;
+
+/// What one worker is asked to do.
+#[derive(Debug)]
+pub struct WorkerPlan {
+    pub target: SocketAddr,
+    pub shape: Shape,
+    /// Its connections, in the order they open.
+    pub conns: Specs,
+    /// Connections open at once, at most.
+    pub concurrency: usize,
+    /// This worker's share of --connect-rate (per second).
+    pub connect_rate: Option<f64>,
+    /// This worker's share of --rate (requests per second).
+    pub request_rate: Option<f64>,
+    pub pipeline: usize,
+    /// The protocol and what shapes its requests.
+    pub wire: Wire,
+    pub run_for: Option<Duration>,
+    pub end_timeout: Duration,
+    pub cpu: Option<usize>,
+}
+
+/// What a connection is asked to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnSpec {
+    pub tag: u64,
+    pub mode: CloseMode,
+    /// Requests before it ends; `None`: until the run stops.
+    pub requests: Option<u64>,
+    pub source: Option<IpAddr>,
+}
 
 /// The connections of one worker, made on demand: global indices `first`, `first + stride`, ...
 #[derive(Clone, Debug)]
@@ -134,6 +166,18 @@ pub fn plans(args: &RunArgs, nonce: u64, concurrency: u64) -> Vec<WorkerPlan> {
 mod tests {
     use super::*;
     use clap::Parser;
+
+    /// Defect: plan.rs and worker/mod.rs imported each other. The worker reads plans; the plan
+    /// knows nothing of the worker (its types live here).
+    #[test]
+    fn the_plan_does_not_depend_on_the_worker() {
+        let worker_path = concat!("crate::", "worker");
+        assert!(
+            !include_str!("plan.rs").contains(worker_path),
+            "plan.rs must not use {worker_path}"
+        );
+        assert!(include_str!("worker/mod.rs").contains("use crate::plan::{ConnSpec, WorkerPlan};"));
+    }
 
     #[test]
     fn workers_split_the_connections_without_overlap() {

@@ -22,7 +22,7 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_SETUP: u8 = 2;
 /// Exit status: everything checked out, but an asked rate was not reached.
 pub const EXIT_RATE_NOT_REACHED: u8 = 3;
-/// Exit status: Ctrl-C (128 + SIGINT, as shells report it).
+/// Exit status: Ctrl-C or SIGTERM (128 + SIGINT, as shells report Ctrl-C; the same for both).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// What the report says in the end.
@@ -32,7 +32,7 @@ pub enum Verdict {
     Fail,
     /// Everything checked out but an asked rate was not reached.
     RateNotReached,
-    /// Ctrl-C: the report is partial.
+    /// Ctrl-C or SIGTERM: the report is partial.
     Interrupted,
 }
 
@@ -51,7 +51,7 @@ impl Verdict {
             Verdict::Pass => "PASS",
             Verdict::Fail => "FAIL",
             Verdict::RateNotReached => "FAIL (rate not reached)",
-            Verdict::Interrupted => "INTERRUPTED (partial: what ran before Ctrl-C)",
+            Verdict::Interrupted => "INTERRUPTED (partial: what ran before Ctrl-C / SIGTERM)",
         }
     }
 }
@@ -167,7 +167,7 @@ pub struct Report {
     /// What to change when a loadgen flag, not the engine, made connections end wrongly.
     #[serde(default)]
     pub hints: Vec<String>,
-    /// Ctrl-C stopped the run: the report covers what ran until then.
+    /// Ctrl-C or SIGTERM stopped the run: the report covers what ran until then.
     #[serde(default)]
     pub interrupted: bool,
     /// Every connection: tag, close mode, what the client saw, requests and replies.

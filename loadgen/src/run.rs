@@ -10,14 +10,14 @@ use crate::cpu;
 use crate::diagnose::{end_timeout_hints, engine_gone_headline};
 use crate::error::LoadgenError;
 use crate::interrupt::Interrupt;
-use crate::plan::{plans, run_nonce};
-use crate::progress::Progress;
+use crate::plan::{plans, run_nonce, WorkerPlan};
+use crate::progress::{Gauge, Progress};
 use crate::rate::{connect_check, request_check, RateCheck};
 use crate::report::{Report, RunFacts};
 use crate::stats::Stats;
 use crate::verify::{check_log, check_metrics, require_log, scrape, LogCauses, Verification};
 use crate::wire::WireProtocol;
-use crate::worker::{self, Shared, WorkerPlan};
+use crate::worker::{self, Shared};
 
 /// Raises RLIMIT_NOFILE for the connections the run keeps open at once and fits them into it.
 fn fit_fd_limit(wanted: Concurrency) -> Result<(Concurrency, u64), LoadgenError> {
@@ -84,7 +84,7 @@ pub fn run(args: &RunArgs) -> Result<Report, LoadgenError> {
     let (concurrency, fd_limit) = fit_fd_limit(Concurrency::wanted(args))?;
     check_cpus(args)?;
     let interrupt = Interrupt::install().map_err(|error| LoadgenError::Io {
-        what: "installing the Ctrl-C handler",
+        what: "installing the SIGINT / SIGTERM handlers",
         error,
     })?;
     let metrics_before = args.verify_metrics.as_deref().map(scrape).transpose()?;
@@ -92,7 +92,12 @@ pub fn run(args: &RunArgs) -> Result<Report, LoadgenError> {
     let total: u64 = plans.iter().map(|p| p.conns.len()).sum();
     let cpu_before = cpu::process_cpu_time();
     let shared = Shared::new();
-    let mut progress = Progress::new(args.quiet, total);
+    let gauge = match (args.shape(), args.run_for()) {
+        (Shape::Churn { .. }, _) => Gauge::Connections(total),
+        (_, Some(run_for)) => Gauge::Time(run_for),
+        (_, None) => unreachable!("only churn runs without a duration"),
+    };
+    let mut progress = Progress::new(args.quiet, gauge);
     let results = run_workers(plans, &shared, &mut progress, &interrupt);
     progress.finish();
     let wall = shared.start.elapsed();
@@ -123,7 +128,7 @@ pub fn run(args: &RunArgs) -> Result<Report, LoadgenError> {
     Ok(Report::new(stats, facts, verification))
 }
 
-/// Runs one thread per plan until all are done; the first Ctrl-C stops them all.
+/// Runs one thread per plan until all are done; the first Ctrl-C or SIGTERM stops them all.
 fn run_workers(
     plans: Vec<WorkerPlan>,
     shared: &Shared,

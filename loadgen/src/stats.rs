@@ -90,6 +90,8 @@ pub fn new_histogram() -> Histogram<u64> {
 pub struct Stats {
     pub requests: u64,
     pub replies: u64,
+    /// Bytes the kernel accepted on established connections (send completions), not bytes
+    /// queued.
     pub bytes_sent: u64,
     pub bytes_received: u64,
     /// Reply time minus intended send time (closed loop: the actual send time).
@@ -150,10 +152,18 @@ impl Default for Stats {
 }
 
 impl Stats {
-    /// A request of `bytes` was queued.
-    pub fn count_request(&mut self, bytes: usize) {
+    /// A request was queued (its bytes count as sent once the kernel takes them: see
+    /// [`Stats::count_sent`]).
+    pub fn count_request(&mut self) {
         self.requests += 1;
-        self.bytes_sent += bytes as u64;
+    }
+
+    /// A send on an established connection completed with `res`: the bytes the kernel took.
+    /// A failed send (the connect failed, the peer reset) took none.
+    pub fn count_sent(&mut self, res: i32) {
+        if let Ok(bytes) = u64::try_from(res) {
+            self.bytes_sent += bytes;
+        }
     }
 
     pub fn error(&mut self, kind: &str) {

@@ -1,6 +1,6 @@
 //! End to end: what the loadgen says when something is off — a wrong --verify-log path, an
-//! --end-timeout shorter than the engine's timeouts, an engine that dies mid-run, Ctrl-C —
-//! and the progress line's count of connections open now.
+//! --end-timeout shorter than the engine's timeouts, an engine that dies mid-run, Ctrl-C and
+//! SIGTERM, a closed port — and the progress line's count of connections open now.
 
 mod support;
 
@@ -195,11 +195,11 @@ fn an_engine_that_dies_mid_run_gets_one_headline() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Defect 4: Ctrl-C killed the loadgen with nothing to show. The first SIGINT stops the run,
-/// prints the report of what ran and exits 130.
-#[test]
-fn ctrl_c_prints_the_partial_report_and_exits_130() {
-    let dir = temp_dir("ctrl-c");
+/// Starts a 30 s closed loop of 2 connections against a real engine, sends `signal` once
+/// both are connected, and checks the partial report and exit status 130.
+#[track_caller]
+fn a_signal_prints_the_partial_report_and_exits_130(signal: &str) {
+    let dir = temp_dir(&format!("signal-{signal}"));
     let engine = Engine::start_with(&["--idle-timeout", "20s", "--read-timeout", "20s"]);
     let path = dir.join("report.json");
     let running = Running::start(&[
@@ -213,36 +213,51 @@ fn ctrl_c_prints_the_partial_report_and_exits_130() {
         path.to_str().unwrap(),
         "--quiet",
     ]);
-    // Connected means the run (and its SIGINT handler, installed first) has started.
+    // Connected means the run (and its signal handlers, installed first) has started.
     wait_until(Duration::from_secs(5), "2 connections accepted", || {
         engine.metric("engine_connections_accepted_total") >= 2.0
     });
     std::thread::sleep(Duration::from_millis(200));
     let status = std::process::Command::new("kill")
-        .args(["-INT", &running.pid().to_string()])
+        .args([&format!("-{signal}"), &running.pid().to_string()])
         .status()
         .expect("run kill");
     assert!(status.success());
     let finished = running.finish();
     let output = &finished.output;
-    assert_eq!(code(output), 130, "{}", describe(output));
+    assert_eq!(code(output), 130, "SIG{signal}: {}", describe(output));
     assert!(
         finished.wall < Duration::from_secs(10),
-        "{:?}",
+        "SIG{signal}: {:?}",
         finished.wall
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("loadgen closed-loop report")
-            && stdout.contains("INTERRUPTED (partial: what ran before Ctrl-C)"),
-        "{stdout}"
+            && stdout.contains("INTERRUPTED (partial: what ran before Ctrl-C / SIGTERM)"),
+        "SIG{signal}: {stdout}"
     );
     let report = read_json(&path);
     assert_eq!(report["interrupted"], true);
     assert!(report["replies"].as_u64().unwrap() > 0, "{report:#}");
+    assert!(report["bytes_sent"].as_u64().unwrap() > 0, "{report:#}");
     assert_eq!(report["connections"]["closed_by_mode"]["fin"], 2);
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Defect 4: Ctrl-C killed the loadgen with nothing to show. The first SIGINT stops the run,
+/// prints the report of what ran and exits 130.
+#[test]
+fn ctrl_c_prints_the_partial_report_and_exits_130() {
+    a_signal_prints_the_partial_report_and_exits_130("INT");
+}
+
+/// Defect: SIGTERM (`timeout`, `kill`) killed the loadgen without a report; only SIGINT printed
+/// one. SIGTERM is treated as Ctrl-C: the partial report, exit 130.
+#[test]
+fn sigterm_prints_the_partial_report_and_exits_130() {
+    a_signal_prints_the_partial_report_and_exits_130("TERM");
 }
 
 /// Defect 4: the progress line's `open` counted every connection opened so far. It is the

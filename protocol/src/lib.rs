@@ -5,10 +5,14 @@
 //! byte stream, and holds no buffer while the stream sits at a frame boundary.
 //!
 //! [`http`] is an HTTP/1.1 request codec with the same split-independence, on `httparse`.
+//!
+//! [`ws`] is the server side of RFC 6455 WebSocket: the upgrade checks, a frame decoder and
+//! message assembler with the same split-independence, and the server's frame encoder.
 
 mod decode;
 mod encode;
 pub mod http;
+pub mod ws;
 
 pub use decode::{next_frame, DecodeError, Decoder, Next, Progress};
 pub use encode::{count_complete_frames, encode_frame, encoded_len};

@@ -9,18 +9,9 @@ use engine::sys::{SendBuf, SendId};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::mix::CloseMode;
+use crate::plan::ConnSpec;
 use crate::stats::Outcome;
 use crate::wire::{Expect, RecordExpect, ReplyDecoder, RequestSpec, Wire};
-
-/// What a connection is asked to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnSpec {
-    pub tag: u64,
-    pub mode: CloseMode,
-    /// Requests before it ends; `None`: until the run stops.
-    pub requests: Option<u64>,
-    pub source: Option<IpAddr>,
-}
 
 /// The multishot recv of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -31,8 +31,8 @@ impl Worker<'_> {
             return;
         }
         while conn.outstanding.len() < self.plan.pipeline && conn.may_request() {
-            let bytes = conn.queue_request(&self.plan.wire, self.now_ns, self.now_ns);
-            self.stats.count_request(bytes);
+            conn.queue_request(&self.plan.wire, self.now_ns, self.now_ns);
+            self.stats.count_request();
         }
     }
 
@@ -42,8 +42,8 @@ impl Worker<'_> {
     pub(super) fn greet(&mut self, slot: usize) {
         let conn = &mut self.conns[slot];
         if conn.pending.is_empty() {
-            let bytes = conn.queue_request(&self.plan.wire, self.now_ns, self.now_ns);
-            self.stats.count_request(bytes);
+            conn.queue_request(&self.plan.wire, self.now_ns, self.now_ns);
+            self.stats.count_request();
         }
     }
 
@@ -64,6 +64,10 @@ impl Worker<'_> {
             .expect("a send completion hands its buffer back");
         conn.send_returned(buf);
         let res = completion.res();
+        // A send issued while the connect was in progress completes once the connection is
+        // established, with the bytes taken, or fails with the connect's error, having sent
+        // nothing: only the former counts as sent.
+        self.stats.count_sent(res);
         if res < 0 {
             let errno = -res;
             conn.pending.clear();

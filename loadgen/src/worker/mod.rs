@@ -7,27 +7,23 @@ mod slots;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use engine::sys::{Completion, Op, Ring};
 use engine::token::{Token, GENERATION_MASK};
 
-pub use conn::ConnSpec;
 use conn::{start_connect, Conn, Step};
 use slots::Slots;
 
-use crate::cli::Shape;
 use crate::error::LoadgenError;
 use crate::limits::{
     CONNECT_TIMEOUT, DRAIN_TIMEOUT, INTERRUPT_DRAIN_TIMEOUT, RECV_BUFFERS, RECV_BUFFER_BYTES,
     RING_CQ_ENTRIES, RING_SQ_ENTRIES, SCHEDULE_TICK, WAIT_SLICE,
 };
 use crate::mix::CloseMode;
-use crate::plan::Specs;
+use crate::plan::{ConnSpec, WorkerPlan};
 use crate::stats::{Outcome, Stats, TagResult};
-use crate::wire::Wire;
 
 /// Counters the progress display reads while workers run.
 #[derive(Debug)]
@@ -40,7 +36,7 @@ pub struct Shared {
     pub errors: AtomicU64,
     /// Set by the main thread to stop every worker (e.g. on a fatal error elsewhere).
     pub abort: AtomicBool,
-    /// Set with `abort` on Ctrl-C: the drain is shortened to INTERRUPT_DRAIN_TIMEOUT.
+    /// Set with `abort` on Ctrl-C or SIGTERM: the drain is shortened to INTERRUPT_DRAIN_TIMEOUT.
     pub interrupted: AtomicBool,
 }
 
@@ -62,27 +58,6 @@ impl Default for Shared {
     fn default() -> Shared {
         Shared::new()
     }
-}
-
-/// What one worker is asked to do.
-#[derive(Debug)]
-pub struct WorkerPlan {
-    pub target: SocketAddr,
-    pub shape: Shape,
-    /// Its connections, in the order they open.
-    pub conns: Specs,
-    /// Connections open at once, at most.
-    pub concurrency: usize,
-    /// This worker's share of --connect-rate (per second).
-    pub connect_rate: Option<f64>,
-    /// This worker's share of --rate (requests per second).
-    pub request_rate: Option<f64>,
-    pub pipeline: usize,
-    /// The protocol and what shapes its requests.
-    pub wire: Wire,
-    pub run_for: Option<Duration>,
-    pub end_timeout: Duration,
-    pub cpu: Option<usize>,
 }
 
 /// The worker's state; completions are handled in `events.rs`.
@@ -217,7 +192,7 @@ impl Worker<'_> {
         }
     }
 
-    /// How the drain after the stop is bounded: shorter after Ctrl-C.
+    /// How the drain after the stop is bounded: shorter after Ctrl-C or SIGTERM.
     fn drain_timeout(&self) -> Duration {
         if self.shared.interrupted.load(Ordering::Acquire) {
             INTERRUPT_DRAIN_TIMEOUT
@@ -455,8 +430,8 @@ impl Worker<'_> {
             };
             without_room = 0;
             self.backlog.pop_front();
-            let bytes = conn.queue_request(&self.plan.wire, self.now_ns, intended);
-            self.stats.count_request(bytes);
+            conn.queue_request(&self.plan.wire, self.now_ns, intended);
+            self.stats.count_request();
             if !self.dirty.contains(&slot) {
                 self.dirty.push(slot);
             }

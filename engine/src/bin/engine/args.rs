@@ -279,7 +279,9 @@ fn parse_http_bytes(text: &str) -> Result<usize, String> {
 /// A byte count: a number with an optional binary unit, `B`, `K`/`KiB`/`KB` (1024), `M`/`MiB`/
 /// `MB` or `G`/`GiB`/`GB` (`64KiB`, `1MiB`, `1048576`).
 fn parse_bytes(text: &str) -> Result<usize, String> {
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
@@ -300,7 +302,9 @@ fn parse_buffer_size(text: &str) -> Result<u32, String> {
     let value = parse_bytes(text)?;
     let range = BUFFER_SIZE_MIN as usize..=BUFFER_SIZE_MAX as usize;
     if !range.contains(&value) {
-        return Err(format!("must be between {BUFFER_SIZE_MIN} and {BUFFER_SIZE_MAX}"));
+        return Err(format!(
+            "must be between {BUFFER_SIZE_MIN} and {BUFFER_SIZE_MAX}"
+        ));
     }
     Ok(value as u32)
 }
