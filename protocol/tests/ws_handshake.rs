@@ -61,9 +61,14 @@ fn accepted_variants() {
             "{fields:?}"
         );
     }
-    let lower: Vec<_> = good()
-        .into_iter()
-        .map(|(name, value)| (name.to_ascii_lowercase().leak() as &str, value))
+    let names: Vec<String> = good()
+        .iter()
+        .map(|(name, _)| name.to_ascii_lowercase())
+        .collect();
+    let lower: Vec<(&str, &str)> = names
+        .iter()
+        .zip(good())
+        .map(|(name, (_, value))| (name.as_str(), value))
         .collect();
     assert_eq!(check("GET", Version::Http11, &lower), Ok(*ACCEPT));
 }
