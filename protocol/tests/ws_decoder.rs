@@ -13,26 +13,9 @@ fn frame(opcode: Opcode, fin: bool, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Ev {
-    Text(String),
-    Binary(Vec<u8>),
-    Ping(Vec<u8>),
-    Pong(Vec<u8>),
-    Close(Option<u16>, String),
-}
+mod ws_common;
 
-fn owned(event: Event<'_>) -> Ev {
-    match event {
-        Event::Text(text) => Ev::Text(text.to_owned()),
-        Event::Binary(bytes) => Ev::Binary(bytes.to_vec()),
-        Event::Ping(bytes) => Ev::Ping(bytes.to_vec()),
-        Event::Pong(bytes) => Ev::Pong(bytes.to_vec()),
-        Event::Close(close) => Ev::Close(close.code, close.reason.to_owned()),
-    }
-}
-
-type Outcome = (Vec<Ev>, Result<Option<Pending>, Error>);
+use ws_common::{owned, Ev, Outcome};
 
 /// Decodes the whole stream as the engine does: events, then the error or what is pending.
 #[track_caller]

@@ -3,28 +3,11 @@
 //! was made from.
 
 use proptest::prelude::*;
-use protocol::ws::{encode_masked_frame, Decoder, Error, Event, Limits, Opcode, Pending, Step};
+use protocol::ws::{encode_masked_frame, Decoder, Limits, Opcode, Step};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Ev {
-    Text(String),
-    Binary(Vec<u8>),
-    Ping(Vec<u8>),
-    Pong(Vec<u8>),
-    Close(Option<u16>, String),
-}
+mod ws_common;
 
-fn owned(event: Event<'_>) -> Ev {
-    match event {
-        Event::Text(text) => Ev::Text(text.to_owned()),
-        Event::Binary(bytes) => Ev::Binary(bytes.to_vec()),
-        Event::Ping(bytes) => Ev::Ping(bytes.to_vec()),
-        Event::Pong(bytes) => Ev::Pong(bytes.to_vec()),
-        Event::Close(close) => Ev::Close(close.code, close.reason.to_owned()),
-    }
-}
-
-type Outcome = (Vec<Ev>, Result<Option<Pending>, Error>);
+use ws_common::{owned, Ev, Outcome};
 
 /// Feeds the stream cut at `cuts` the way the engine does: append each piece to the unconsumed
 /// tail, decode until incomplete, drop what was consumed.
